@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -55,7 +56,7 @@ class Event(BaseModel, Generic[P]):
         """Build a fresh event of this type (new id unless one is given)."""
         return cls(type=cls.TYPE, schema_version=cls.VERSION, payload=payload, source=source, **envelope)
 
-    def derive(self, event_cls: type[E], payload: Any, *, stage: str, **envelope: Any) -> E:
+    def derive(self, event_cls: builtins.type[E], payload: Any, *, stage: str, **envelope: Any) -> E:
         """Build the event a stage publishes in answer to this one, with a deterministic id."""
         fields: dict[str, Any] = {
             "event_id": derived_id(self.event_id, stage, event_cls.TYPE),

@@ -322,4 +322,3 @@ AnyEvent = Annotated[
     | NotificationSent,
     Field(discriminator="type"),
 ]
-

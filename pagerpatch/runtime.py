@@ -1,0 +1,401 @@
+"""The service runtime: every handoff works the same way (DESIGN.md, "Every handoff works the same way").
+
+validate -> checkpoint -> handle -> store outputs -> publish with Nats-Msg-Id -> ack.
+Poison is dead-lettered and acked; Transient waits (in place, reporting progress) and retries;
+any other failure is nak'd with a growing delay until `max_deliver`, whose advisory is recorded as a
+dead letter by the recorder this runtime also runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats.annotations import NatsMessage as NatsMessageParam
+from nats.js.errors import NotFoundError
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from pagerpatch import bus, deadletter
+from pagerpatch.breakers import Breakers
+from pagerpatch.checkpoints import Checkpoints, StoredOutput
+from pagerpatch.errors import Poison, Transient
+from pagerpatch.settings import Settings
+from pagerpatch.store import create_pool
+from pagerpatch.telemetry import setup_tracing
+from schemas import streams, subjects
+from schemas.codec import decode
+from schemas.envelope import Event
+from schemas.streams import ConsumerDef
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event[Any])
+D = TypeVar("D")
+Handler = Callable[[E, "StageContext[Any]"], Awaitable[Sequence[Event[Any]]]]
+
+
+def retry_delay(deliveries: int, base_s: float, cap_s: float) -> float:
+    """Delay before the next delivery of a failed message: exponential in deliveries so far, capped."""
+    if deliveries < 1:
+        deliveries = 1
+    return float(min(cap_s, base_s * (2 ** (deliveries - 1))))
+
+
+@dataclass
+class StageContext(Generic[D]):
+    """What a handler gets besides its event: settings, store, breakers and the service's own deps."""
+
+    service: str
+    consumer: ConsumerDef
+    settings: Settings
+    pool: asyncpg.Pool
+    breakers: Breakers
+    deps: D
+    message: NatsMessage | None = None
+    attempt: int = 1
+
+    async def progress(self) -> None:
+        """Tell the server this message is still being worked on (resets its ack timer)."""
+        if self.message is not None:
+            await self.message.in_progress()
+
+
+@dataclass
+class _Registration:
+    consumer: ConsumerDef
+    event_cls: type[Event[Any]]
+    handler: Handler[Any]
+
+
+@dataclass
+class Service(Generic[D]):
+    """One pipeline service: its handlers, one per consumer definition it owns."""
+
+    name: str
+    registrations: list[_Registration] = field(default_factory=list)
+
+    def handler(self, durable: str, event_cls: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+        consumer = streams.consumer(durable)
+        if consumer.service != self.name:
+            raise ValueError(f"consumer {durable!r} belongs to {consumer.service!r}, not {self.name!r}")
+
+        def register(fn: Handler[E]) -> Handler[E]:
+            self.registrations.append(_Registration(consumer, event_cls, fn))
+            return fn
+
+        return register
+
+
+class StageRunner:
+    """Processes the messages of one consumer (the kernel's part of every handoff)."""
+
+    def __init__(
+        self,
+        reg: _Registration,
+        *,
+        service: str,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        broker: NatsBroker,
+        breakers: Breakers,
+        deps: Any,
+        consumer: ConsumerDef,
+    ) -> None:
+        self.reg = reg
+        self.service = service
+        self.settings = settings
+        self.pool = pool
+        self.broker = broker
+        self.breakers = breakers
+        self.deps = deps
+        self.consumer = consumer
+        self.checkpoints = Checkpoints(pool, consumer.durable)
+        self.stopping = asyncio.Event()
+
+    async def process(self, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        meta = raw.metadata
+        seq = meta.sequence.stream
+        deliveries = meta.num_delivered
+        span = trace.get_current_span()
+        span.set_attribute("pagerpatch.consumer", self.consumer.durable)
+        span.set_attribute("pagerpatch.deliveries", deliveries)
+        try:
+            event = decode(msg.body, self.reg.event_cls)
+        except (ValidationError, ValueError) as exc:
+            await self._poison(msg, seq, deliveries, f"invalid {self.reg.event_cls.TYPE}: {_short(exc)}")
+            return
+        span.set_attribute("pagerpatch.event_id", str(event.event_id))
+        if event.incident_id:
+            span.set_attribute("pagerpatch.incident_id", str(event.incident_id))
+
+        checkpoint = await self.checkpoints.begin(event)
+        if checkpoint.status == "done":
+            log.info(
+                "%s: %s already handled; re-publishing its %d output(s)",
+                self.consumer.durable,
+                event.event_id,
+                len(checkpoint.outputs),
+            )
+            await self._publish(checkpoint.outputs)
+            await msg.ack()
+            return
+        if checkpoint.status == "dead":
+            await msg.ack()
+            return
+
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            outputs = await self._handle(event, msg, deliveries)
+        except Poison as exc:
+            heartbeat.cancel()
+            await self.checkpoints.dead(event.event_id, str(exc))
+            await self._poison(msg, seq, deliveries, str(exc))
+            return
+        except _Stop as exc:
+            heartbeat.cancel()
+            await msg.nack(delay=exc.delay)
+            return
+        except Exception as exc:
+            heartbeat.cancel()
+            log.exception(
+                "%s: handling %s failed (delivery %d of %d)",
+                self.consumer.durable,
+                event.event_id,
+                deliveries,
+                self.consumer.max_deliver,
+            )
+            await self.checkpoints.failed(event.event_id, f"{type(exc).__name__}: {exc}")
+            delay = retry_delay(deliveries, self.settings.bus.retry_base_s, self.settings.bus.retry_cap_s)
+            await msg.nack(delay=delay)
+            return
+        finally:
+            heartbeat.cancel()
+
+        stored = await self.checkpoints.finish(event, outputs)
+        await self._publish(stored)
+        await msg.ack()
+
+    async def _handle(self, event: Event[Any], msg: NatsMessage, deliveries: int) -> Sequence[Event[Any]]:
+        """Run the handler; while a dependency is unavailable, wait in place and try again."""
+        ctx: StageContext[Any] = StageContext(
+            service=self.service,
+            consumer=self.consumer,
+            settings=self.settings,
+            pool=self.pool,
+            breakers=self.breakers,
+            deps=self.deps,
+            message=msg,
+            attempt=deliveries,
+        )
+        while True:
+            try:
+                return await self.reg.handler(event, ctx)
+            except Transient as exc:
+                wait = max(0.05, exc.retry_after_s)
+                log.warning("%s: %s waits %.1fs: %s", self.consumer.durable, event.event_id, wait, exc)
+                if self.stopping.is_set():
+                    raise _Stop(wait) from exc
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=wait)
+                if self.stopping.is_set():
+                    raise _Stop(wait) from exc
+
+    async def _heartbeat(self, msg: NatsMessage) -> None:
+        interval = max(0.5, self.consumer.ack_wait_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _publish(self, outputs: Sequence[StoredOutput]) -> None:
+        for out in outputs:
+            await bus.publish_raw(
+                self.broker, out.subject, out.data, str(out.event_id), timeout=self.settings.bus.publish_timeout_s
+            )
+
+    async def _poison(self, msg: NatsMessage, seq: int, deliveries: int, reason: str) -> None:
+        await deadletter.record(
+            self.pool,
+            consumer=self.consumer.durable,
+            stream=self.consumer.stream,
+            stream_seq=seq,
+            subject=msg.raw_message.subject,
+            data=msg.body,
+            reason=reason,
+            kind="poison",
+            deliveries=deliveries,
+        )
+        with contextlib.suppress(Exception):
+            await bus.publish_raw(
+                self.broker,
+                subjects.deadletter(self.consumer.durable),
+                msg.body,
+                f"deadletter:{self.consumer.durable}:{seq}",
+                headers={"Pagerpatch-Reason": reason[:500].replace("\n", " ")},
+            )
+        await msg.ack()
+
+    async def record_advisory(self, msg: NatsMessage) -> None:
+        """Record a max-deliveries advisory of this consumer as a dead letter."""
+        try:
+            adv = deadletter.MaxDeliveriesAdvisory.model_validate_json(msg.body)
+        except ValidationError:
+            log.error("unreadable advisory on %s: %r", msg.raw_message.subject, msg.body[:300])
+            await msg.ack()
+            return
+        js = self.broker.config.connection_state.stream
+        subject, data = "", b""
+        try:
+            stored = await js.get_msg(adv.stream, adv.stream_seq)
+            subject, data = stored.subject or "", stored.data or b""
+        except NotFoundError:
+            log.error("message %s/%s is gone from the stream", adv.stream, adv.stream_seq)
+        event_id = deadletter.event_id_of(data)
+        last_error = await self.checkpoints.last_error(event_id) if event_id else None
+        reason = f"gave up after {adv.deliveries} deliveries (max_deliver)"
+        if last_error:
+            reason += f"; last error: {last_error}"
+        else:
+            reason += "; the handler never finished (crash or ack timeout)"
+        await deadletter.record(
+            self.pool,
+            consumer=adv.consumer,
+            stream=adv.stream,
+            stream_seq=adv.stream_seq,
+            subject=subject,
+            data=data,
+            reason=reason,
+            kind="max_deliveries",
+            deliveries=adv.deliveries,
+        )
+        if event_id:
+            await self.checkpoints.dead(event_id, reason)
+        await msg.ack()
+
+
+class _Stop(Exception):
+    def __init__(self, delay: float) -> None:
+        super().__init__("stopping")
+        self.delay = delay
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        return "; ".join(parts)
+    return str(exc)[:500]
+
+
+@dataclass
+class RunningService:
+    broker: NatsBroker
+    pool: asyncpg.Pool
+    runners: list[StageRunner]
+
+
+async def wait_for_consumers(broker: NatsBroker, consumers: Sequence[ConsumerDef], timeout_s: float = 60.0) -> None:
+    """Fail clearly when the bus set-up step has not created this service's consumers."""
+    js = broker.config.connection_state.stream
+    deadline = time.monotonic() + timeout_s
+    for c in consumers:
+        while True:
+            try:
+                await js.consumer_info(c.stream, c.durable)
+                break
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"consumer {c.stream}/{c.durable} does not exist: run `pagerpatch bus setup` first"
+                    ) from None
+                await asyncio.sleep(0.5)
+
+
+async def start_service(service: Service[Any], settings: Settings, deps: Any) -> RunningService:
+    """Connect, bind the durable consumers and start consuming."""
+    if not settings.nats_url or not settings.database_url:
+        raise RuntimeError("NATS_URL and DATABASE_URL must be set for a service process")
+    provider = setup_tracing(service.name, settings.telemetry, settings.state_dir)
+    broker = bus.make_broker(settings.nats_url, name=service.name, tracer_provider=provider, log_level=logging.DEBUG)
+    pool = await create_pool(settings.database_url)
+    breakers = Breakers()
+    consumers = {c.durable: c for c in bus.effective_consumers(settings.bus)}
+    runners = []
+    for reg in service.registrations:
+        consumer = consumers[reg.consumer.durable]
+        runner = StageRunner(
+            reg,
+            service=service.name,
+            settings=settings,
+            pool=pool,
+            broker=broker,
+            breakers=breakers,
+            deps=deps,
+            consumer=consumer,
+        )
+        runners.append(runner)
+        _subscribe(broker, runner, settings)
+    await broker.connect()
+    await wait_for_consumers(broker, [r.consumer for r in runners])
+    await broker.start()
+    log.info("%s started: %s", service.name, ", ".join(r.consumer.durable for r in runners))
+    return RunningService(broker=broker, pool=pool, runners=runners)
+
+
+def _subscribe(broker: NatsBroker, runner: StageRunner, settings: Settings) -> None:
+    c = runner.consumer
+
+    async def on_message(msg: NatsMessageParam) -> None:
+        await runner.process(msg)
+
+    async def on_advisory(msg: NatsMessageParam) -> None:
+        await runner.record_advisory(msg)
+
+    broker.subscriber(
+        c.subject,
+        stream=JStream(c.stream, declare=False),
+        durable=c.durable,
+        pull_sub=PullSub(batch_size=settings.bus.fetch_batch, timeout=5.0),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )(on_message)
+    broker.subscriber(
+        subjects.max_deliveries_advisory(c.stream, c.durable),
+        stream=JStream(streams.ADVISORY_STREAM, declare=False),
+        durable=c.durable + streams.ADVISORY_DURABLE_SUFFIX,
+        pull_sub=PullSub(batch_size=8, timeout=5.0),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )(on_advisory)
+
+
+async def stop_service(running: RunningService) -> None:
+    for r in running.runners:
+        r.stopping.set()
+    await running.broker.stop()
+    await running.pool.close()
+
+
+def run_service(service: Service[Any], settings: Settings, make_deps: Callable[[Settings], Any]) -> None:
+    """Process entry point: run until SIGTERM/SIGINT, then stop cleanly."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        running = await start_service(service, settings, make_deps(settings))
+        try:
+            await stop.wait()
+        finally:
+            await stop_service(running)
+
+    asyncio.run(main())
