@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from pagerpatch import bus, deadletter
+from pagerpatch import bus, deadletter, incidents
 from pagerpatch.breakers import Breakers
 from pagerpatch.checkpoints import Checkpoints, StoredOutput
 from pagerpatch.errors import Poison, Transient
@@ -84,10 +84,10 @@ class Service(Generic[D]):
     name: str
     registrations: list[_Registration] = field(default_factory=list)
 
-    def handler(self, durable: str, event_cls: type[E]) -> Callable[[Handler[E]], Handler[E]]:
-        consumer = streams.consumer(durable)
+    def handler(self, durable: str | ConsumerDef, event_cls: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+        consumer = streams.consumer(durable) if isinstance(durable, str) else durable
         if consumer.service != self.name:
-            raise ValueError(f"consumer {durable!r} belongs to {consumer.service!r}, not {self.name!r}")
+            raise ValueError(f"consumer {consumer.durable!r} belongs to {consumer.service!r}, not {self.name!r}")
 
         def register(fn: Handler[E]) -> Handler[E]:
             self.registrations.append(_Registration(consumer, event_cls, fn))
@@ -183,6 +183,7 @@ class StageRunner:
             heartbeat.cancel()
 
         stored = await self.checkpoints.finish(event, outputs)
+        await incidents.record(self.pool, [event, *outputs])
         await self._publish(stored)
         await msg.ack()
 
@@ -329,7 +330,8 @@ async def start_service(service: Service[Any], settings: Settings, deps: Any) ->
     broker = bus.make_broker(settings.nats_url, name=service.name, tracer_provider=provider, log_level=logging.DEBUG)
     pool = await create_pool(settings.database_url)
     breakers = Breakers()
-    consumers = {c.durable: c for c in bus.effective_consumers(settings.bus)}
+    defs = {r.consumer.durable: r.consumer for r in service.registrations}
+    consumers = {c.durable: c for c in bus.effective_consumers(settings.bus, defs.values())}
     runners = []
     for reg in service.registrations:
         consumer = consumers[reg.consumer.durable]

@@ -1,0 +1,5 @@
+"""`python -m services.diagnosis` runs the diagnosis service."""
+
+from services.diagnosis.app import main
+
+main()

@@ -1,0 +1,5 @@
+"""`python -m services.fixgen` runs the fixgen service."""
+
+from services.fixgen.app import main
+
+main()

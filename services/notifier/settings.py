@@ -1,0 +1,10 @@
+"""Notifier's view of the settings tree: which SCM pull requests go to."""
+
+from __future__ import annotations
+
+from pagerpatch.scm import LocalGitScm
+from pagerpatch.settings import Settings
+
+
+def make_scm(s: Settings) -> LocalGitScm:
+    return LocalGitScm(s.state_dir)

@@ -1,0 +1,5 @@
+"""`python -m services.review` runs the review service."""
+
+from services.review.app import main
+
+main()

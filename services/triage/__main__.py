@@ -1,0 +1,5 @@
+"""`python -m services.triage` runs the triage service."""
+
+from services.triage.app import main
+
+main()
