@@ -1,0 +1,342 @@
+"""The `pagerpatch` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pagerpatch import bus, deadletter, endpoints, incidents, store
+from pagerpatch.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="pagerpatch: production alerts into tested, reviewed pull requests.", no_args_is_help=True)
+bus_app = typer.Typer(help="The event bus.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+events_app = typer.Typer(help="Events on the stream.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters.", no_args_is_help=True)
+incidents_app = typer.Typer(help="Incidents.", no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(incidents_app, name="incidents")
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _endpoints(settings: Settings) -> endpoints.Endpoints:
+    try:
+        return endpoints.resolve(settings)
+    except endpoints.NotRunning as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+# ------------------------------------------------------------------ up
+@app.command()
+def up(
+    services: Annotated[
+        str, typer.Option(help="Comma-separated services to run (default: all six).")
+    ] = "ingest,triage,diagnosis,fixgen,review,notifier",
+) -> None:
+    """Start everything: embedded NATS and Postgres if needed, bus set-up, migrations, all services."""
+    from pagerpatch.runner import run_up
+
+    settings = _settings()
+    names = [s.strip() for s in services.split(",") if s.strip()]
+    raise typer.Exit(asyncio.run(run_up(settings, names)))
+
+
+# ------------------------------------------------------------------ bus / db
+@bus_app.command("setup")
+def bus_setup() -> None:
+    """Create or update the streams and every durable consumer to match the definitions."""
+    settings = _settings()
+    ep = _endpoints(settings)
+    report = asyncio.run(bus.setup_url(ep.nats_url, settings.bus))
+    for name, what in {**report.streams, **report.consumers}.items():
+        console.print(f"{what:>8}  {name}")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending SQL migrations, in order."""
+    settings = _settings()
+    ep = _endpoints(settings)
+    applied = asyncio.run(store.migrate(ep.database_url))
+    console.print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+# ------------------------------------------------------------------ events
+@events_app.command("tail")
+def events_tail(
+    subject: Annotated[str, typer.Option(help="Subject filter, e.g. pagerpatch.incident.>")] = "pagerpatch.>",
+    all_: Annotated[bool, typer.Option("--all", help="Start from the beginning of the stream.")] = False,
+    count: Annotated[int, typer.Option(help="Stop after this many events (0: follow forever).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each event as one JSON line.")] = False,
+) -> None:
+    """Live view of the event stream."""
+    settings = _settings()
+    ep = _endpoints(settings)
+    asyncio.run(_tail(ep.nats_url, subject, all_, count, as_json))
+
+
+async def _tail(url: str, subject: str, from_start: bool, count: int, as_json: bool) -> None:
+    from nats.js.api import DeliverPolicy
+
+    from schemas import streams
+
+    nc = await bus.connect(url, "pagerpatch-cli-tail")
+    js = nc.jetstream()
+    policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+    sub = await js.subscribe(subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, deliver_policy=policy)
+    seen = 0
+    try:
+        while count == 0 or seen < count:
+            try:
+                msg = await sub.next_msg(timeout=3600)
+            except TimeoutError:
+                continue
+            seen += 1
+            if as_json:
+                console.print(msg.data.decode(errors="replace"), soft_wrap=True)
+                continue
+            try:
+                data = json.loads(msg.data)
+                summary = _summary(data)
+                inc = (data.get("incident_id") or "-")[:8]
+                console.print(
+                    f"{data.get('occurred_at', '')[:23]}  {data.get('type', msg.subject):<20} {inc}  {summary}"
+                )
+            except ValueError:
+                console.print(f"{msg.subject}: {msg.data[:200]!r}")
+    finally:
+        await nc.drain()
+
+
+def _summary(data: dict[str, Any]) -> str:
+    p = data.get("payload") or {}
+    for key in ("title", "root_cause", "reason", "branch", "summary", "text", "decision"):
+        if p.get(key):
+            return str(p[key]).splitlines()[0][:100]
+    return ""
+
+
+# ------------------------------------------------------------------ dead letters
+@dlq_app.command("list")
+def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50) -> None:
+    """Dead letters: poison input and messages that exhausted max_deliver, with the reason."""
+    settings = _settings()
+    ep = _endpoints(settings)
+
+    async def fetch() -> list[deadletter.DeadLetter]:
+        conn = await store.connect(ep.database_url)
+        try:
+            return await deadletter.list_dead_letters(conn, limit)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(fetch())
+    if not rows:
+        console.print("no dead letters")
+        return
+    table = Table("id", "when", "consumer", "seq", "kind", "event", "reason")
+    for r in rows:
+        table.add_row(str(r.id), str(r.recorded_at)[:19], r.consumer, str(r.stream_seq), r.kind,
+                      str(r.event_id or "-")[:8], r.reason)  # fmt: skip
+    console.print(table)
+
+
+# ------------------------------------------------------------------ send
+@app.command()
+def send(
+    file: Annotated[Path, typer.Argument(help="A JSON alert in pagerpatch's generic format.", exists=True)],
+    url: Annotated[str | None, typer.Option(help="Ingest base URL (default: the running one).")] = None,
+    delivery_id: Annotated[str | None, typer.Option(help="Idempotency key; a retry with it is not doubled.")] = None,
+) -> None:
+    """Post an alert file to the generic webhook."""
+    settings = _settings()
+    base = url or _ingest_url(settings)
+    headers = {"content-type": "application/json"}
+    if delivery_id:
+        headers["x-pagerpatch-delivery"] = delivery_id
+    try:
+        resp = httpx.post(f"{base}/webhooks/generic", content=file.read_bytes(), headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]could not reach ingest at {base}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{resp.status_code} {resp.text}")
+    raise typer.Exit(0 if resp.status_code < 300 else 1)
+
+
+def _ingest_url(settings: Settings) -> str:
+    live = endpoints.running(settings.state_dir)
+    return live.ingest_url if live else f"http://{settings.ingest_host}:{settings.ingest_port}"
+
+
+# ------------------------------------------------------------------ approvals
+def _decide(incident: str, decision: str, reason: str, by: str) -> None:
+    from schemas.events import ApprovalDecided, ApprovalDecidedPayload
+
+    settings = _settings()
+    ep = _endpoints(settings)
+
+    async def go() -> str:
+        conn = await store.connect(ep.database_url)
+        try:
+            inc = await incidents.find(conn, incident)
+            if inc is None:
+                return f"no incident matches {incident!r}"
+            status = await conn.fetchval("SELECT status FROM approvals WHERE incident_id = $1", inc.id)
+        finally:
+            await conn.close()
+        if status is None:
+            return f"incident {inc.id} is not waiting for approval (state: {inc.state})"
+        if status != "pending":
+            return f"incident {inc.id} was already {status}"
+        event = ApprovalDecided.create(
+            ApprovalDecidedPayload(decision=decision, decided_by=by, reason=reason, channel="cli"),
+            source="cli",
+            incident_id=inc.id,
+            team=settings.team,
+        )
+        broker = bus.make_broker(ep.nats_url, name="cli")
+        await broker.connect()
+        try:
+            await bus.publish(broker, event)
+        finally:
+            await broker.stop()
+        return ""
+
+    problem = asyncio.run(go())
+    if problem:
+        err.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1)
+    console.print(f"{decision} recorded for {incident}")
+
+
+def _user() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        return f"uid-{os.getuid()}"
+
+
+@app.command()
+def approve(
+    incident: Annotated[str, typer.Argument(help="Incident id (or unambiguous prefix).")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    by: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Approve a fix waiting at the approval gate; its pull request is opened."""
+    _decide(incident, "approve", reason, by or _user())
+
+
+@app.command()
+def reject(
+    incident: Annotated[str, typer.Argument(help="Incident id (or unambiguous prefix).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on the incident).")] = "",
+    by: Annotated[str | None, typer.Option(help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Reject a fix waiting at the approval gate; the incident ends with the reason recorded."""
+    _decide(incident, "reject", reason, by or _user())
+
+
+# ------------------------------------------------------------------ incidents
+@incidents_app.command("list")
+def incidents_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50) -> None:
+    """Incidents and their state."""
+    settings = _settings()
+    ep = _endpoints(settings)
+
+    async def fetch() -> list[incidents.IncidentView]:
+        conn = await store.connect(ep.database_url)
+        try:
+            return await incidents.list_recent(conn, limit)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(fetch())
+    if not rows:
+        console.print("no incidents")
+        return
+    table = Table("id", "opened", "sev", "state", "service", "seen", "title")
+    for r in rows:
+        table.add_row(str(r.id), str(r.opened_at)[:19], r.severity, r.state, r.service, str(r.occurrences), r.title)
+    console.print(table)
+
+
+@incidents_app.command("show")
+def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id (or unambiguous prefix).")]) -> None:
+    """State, reasons and the event timeline of one incident."""
+    settings = _settings()
+    ep = _endpoints(settings)
+
+    async def fetch() -> tuple[incidents.IncidentView | None, list[dict[str, Any]], dict[str, Any] | None]:
+        conn = await store.connect(ep.database_url)
+        try:
+            inc = await incidents.find(conn, incident)
+            if inc is None:
+                return None, [], None
+            pr = await conn.fetchrow(
+                "SELECT branch, url, head_commit FROM pull_requests WHERE incident_id = $1", inc.id
+            )
+            return inc, await incidents.timeline(conn, inc.id), dict(pr) if pr else None
+        finally:
+            await conn.close()
+
+    inc, events, pr = asyncio.run(fetch())
+    if inc is None:
+        err.print(f"[red]no incident matches {incident!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[bold]{inc.title}[/bold]")
+    console.print(f"id {inc.id}  state [bold]{inc.state}[/bold]  severity {inc.severity}  service {inc.service}")
+    console.print(
+        f"repo {inc.repo or '-'}  seen {inc.occurrences}x  opened {inc.opened_at}  last seen {inc.last_seen_at}"
+    )
+    if inc.outcome:
+        console.print(f"outcome: {inc.outcome}")
+    if inc.reasons:
+        console.print("reasons: " + "; ".join(inc.reasons))
+    if pr:
+        console.print(f"pull request: branch {pr['branch']} at {pr['url']} (head {pr['head_commit'][:12]})")
+    table = Table("when", "event", "by", "summary")
+    for e in events:
+        table.add_row(str(e["occurred_at"])[:23], e["type"], e["source"], e["summary"])
+    console.print(table)
+
+
+# ------------------------------------------------------------------ demo
+@app.command()
+def demo(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pull request.")] = 180.0,
+) -> None:
+    """Run the shipped scenario end to end: a regression, its alert, and the pull request that fixes it."""
+    from pagerpatch.demo import run_demo
+
+    settings = _settings()
+    raise typer.Exit(asyncio.run(run_demo(settings, timeout_s=timeout)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,114 @@
+"""Runs each service as its own process: prefixed logs, restart on crash with backoff, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+SERVICES: tuple[str, ...] = ("ingest", "triage", "diagnosis", "fixgen", "review", "notifier")
+
+
+def restart_delay(crashes_in_a_row: int, base_s: float = 0.5, cap_s: float = 30.0) -> float:
+    """Backoff between restarts of a crashing service (resets once it has run for a while)."""
+    return float(min(cap_s, base_s * (2 ** max(0, crashes_in_a_row - 1))))
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    crashes_in_a_row: int = 0
+    started_at: float = 0.0
+    pids: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Starts and watches child processes until `stop()`."""
+
+    def __init__(
+        self,
+        services: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        write: Callable[[str], None] | None = None,
+        stable_after_s: float = 20.0,
+    ) -> None:
+        self.children = [Child(name, [sys.executable, "-u", "-m", f"services.{name}"]) for name in services]
+        self.env = dict(env)
+        self.write = write or (lambda line: print(line, flush=True))
+        self.stable_after_s = stable_after_s
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._width = max(len(n) for n in services) if services else 0
+
+    async def start(self) -> None:
+        for child in self.children:
+            self._tasks.append(asyncio.create_task(self._watch(child), name=f"supervise-{child.name}"))
+
+    async def _spawn(self, child: Child) -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            *child.argv,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        child.proc = proc
+        child.pids.append(proc.pid)
+        child.started_at = time.monotonic()
+        return proc
+
+    async def _pipe(self, child: Child, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        prefix = f"[{child.name:<{self._width}}] "
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                return
+            self.write(prefix + line.decode(errors="replace").rstrip())
+
+    async def _watch(self, child: Child) -> None:
+        while not self._stopping.is_set():
+            proc = await self._spawn(child)
+            pipe = asyncio.create_task(self._pipe(child, proc))
+            code = await proc.wait()
+            await pipe
+            if self._stopping.is_set():
+                return
+            ran = time.monotonic() - child.started_at
+            child.crashes_in_a_row = 1 if ran >= self.stable_after_s else child.crashes_in_a_row + 1
+            delay = restart_delay(child.crashes_in_a_row)
+            child.restarts += 1
+            self.write(f"[{child.name:<{self._width}}] exited with {code}; restarting in {delay:.1f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    def running(self) -> dict[str, int | None]:
+        return {c.name: (c.proc.pid if c.proc and c.proc.returncode is None else None) for c in self.children}
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM every child, wait, then SIGKILL what is left; leaves no process behind."""
+        self._stopping.set()
+        procs = [c.proc for c in self.children if c.proc and c.proc.returncode is None]
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for p in procs:
+            try:
+                await asyncio.wait_for(p.wait(), timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                await p.wait()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
