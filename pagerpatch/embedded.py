@@ -34,7 +34,7 @@ DATABASE = "pagerpatch"
 POSTGRES_USER = "postgres"
 # Postgres refuses to run as root; this system user runs it instead (the one pgserver itself uses).
 POSTGRES_SYSTEM_USER = "pgserver"
-_START_ATTEMPTS = 3  # only when the port was picked by us and someone else took it in between
+_START_ATTEMPTS = 3  # retries when a port we picked was taken meanwhile, or a permission race
 _POLL_S = 0.02
 
 
@@ -89,6 +89,14 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process; a zombie (exited, not yet reaped by its parent) is not."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _live_process(pid: int, name: str, marker: str) -> psutil.Process | None:
     """The running process `pid` if it is a `name` whose command line contains `marker`, else None.
 
@@ -105,16 +113,27 @@ def _live_process(pid: int, name: str, marker: str) -> psutil.Process | None:
         return None
 
 
+def _wait_gone(pids: list[int], timeout: float) -> bool:
+    """Wait until none of `pids` runs (zombies count as gone); whether that happened within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while any(_running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL_S)
+    return True
+
+
 def _kill_processes(procs: list[psutil.Process], timeout: float, sig: int = signal.SIGTERM) -> None:
     """Send `sig`, wait up to `timeout`, SIGKILL what is left and wait for it."""
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(sig)
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:
+    if _wait_gone([proc.pid for proc in procs], timeout):
+        return
+    for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-    psutil.wait_procs(alive, timeout=5.0)
+    _wait_gone([proc.pid for proc in procs], 5.0)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -194,8 +213,8 @@ class EmbeddedNats(_Lifecycle):
             monitor_port = free_port(self.host)
             offset = _file_size(self.log_path)
             # The monitoring listener binds to the client host (-a) when no http host is given.
-            cmd = [binary, "-a", self.host, "-p", str(port), "-m", str(monitor_port), "-js",
-                   "-sd", str(self.dir), "-l", str(self.log_path)]  # fmt: skip
+            listen = ["-a", self.host, "-p", str(port), "-m", str(monitor_port)]
+            cmd = [binary, *listen, "-js", "-sd", str(self.dir), "-l", str(self.log_path)]
             with self.log_path.open("ab") as out:
                 # Own session: a Ctrl-C in the terminal reaches us, and we stop servers in order.
                 proc = subprocess.Popen(
@@ -226,10 +245,12 @@ class EmbeddedNats(_Lifecycle):
             return
         atexit.unregister(self.stop)
         self._reap(proc, timeout)
-        self.pid_path.unlink(missing_ok=True)
+        if _read_pid(self.pid_path) == proc.pid:  # a newer server on this folder keeps its pid file
+            self.pid_path.unlink(missing_ok=True)
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int, monitor_port: int, offset: int,
-                    deadline: float) -> None:  # fmt: skip
+    def _wait_ready(
+        self, proc: subprocess.Popen[bytes], port: int, monitor_port: int, offset: int, deadline: float
+    ) -> None:
         health = f"http://{_netloc(self.host, monitor_port)}/healthz?js-enabled-only=true"
         while True:
             if proc.poll() is not None:
@@ -240,9 +261,7 @@ class EmbeddedNats(_Lifecycle):
             if _port_accepts(self.host, port) and self._healthy(health):
                 return
             if time.monotonic() > deadline:
-                raise EmbeddedServerError(
-                    f"nats-server not ready in time:\n{_log_since(self.log_path, offset)}"
-                )
+                raise EmbeddedServerError(f"nats-server not ready in time:\n{_log_since(self.log_path, offset)}")
             time.sleep(_POLL_S)
 
     @staticmethod
@@ -284,6 +303,24 @@ def _pg_tools() -> Path:
     return POSTGRES_BIN_PATH
 
 
+_tools_readable: set[Path] = set()
+
+
+def _ensure_tools_readable(bin_dir: Path) -> None:
+    """Let the Postgres system user traverse to, read and run pgserver's binaries (once per process)."""
+    if bin_dir in _tools_readable:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+    ensure_prefix_permissions(bin_dir)
+    read, execute = 0o044, 0o011
+    ensure_folder_permissions(bin_dir, execute | read)
+    ensure_folder_permissions(bin_dir.parent / "lib", read)
+    _tools_readable.add(bin_dir)
+
+
 class EmbeddedPostgres(_Lifecycle):
     """A private Postgres (pgserver's binaries) with its data under `state_dir/postgres/data`."""
 
@@ -316,30 +353,29 @@ class EmbeddedPostgres(_Lifecycle):
 
     def start(self, timeout: float = 30.0) -> str:
         """initdb if needed, stop a stale postmaster, start on a free port, ensure the `pagerpatch` db."""
-        if self._pid is not None and psutil.pid_exists(self._pid):
+        if self._pid is not None and _running(self._pid):
             return self.url
         bin_dir = _pg_tools()
         self._prepare_dirs(bin_dir)
         self._stop_stale(timeout)
         if not (self.data / "PG_VERSION").exists():
-            self._run([str(bin_dir / "initdb"), "-D", str(self.data), "--auth=trust", "--encoding=utf8",
-                       "--locale=C", "-U", POSTGRES_USER, "--no-instructions"], timeout=120.0)  # fmt: skip
+            initdb = [str(bin_dir / "initdb"), "-D", str(self.data), "--auth=trust", "--encoding=utf8"]
+            self._run([*initdb, "--locale=C", "-U", POSTGRES_USER, "--no-instructions"], timeout=120.0)
         deadline = time.monotonic() + timeout
-        attempts = 1 if self.requested_port is not None else _START_ATTEMPTS
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, _START_ATTEMPTS + 1):
             port = self.requested_port or free_port(self.host)
             offset = _file_size(self.log_path)
             # TCP only: no unix socket, so no socket-path length limit and no lock file in /tmp.
             options = f"-h {self.host} -p {port} -k ''"
             wait_s = max(1, int(deadline - time.monotonic()))
             try:
-                self._run([str(bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
-                           "-w", "-t", str(wait_s), "-o", options, "start"], timeout=wait_s + 10)  # fmt: skip
+                self._pg_ctl("-l", str(self.log_path), "-w", "-t", str(wait_s), "-o", options, "start")
             except EmbeddedServerError as err:
                 tail = _log_since(self.log_path, offset)
                 self._kill_data_dir_processes(timeout=5.0)  # a postmaster pg_ctl gave up waiting for
-                if "address already in use" in tail.lower() and attempt < attempts:
-                    log.info("postgres port %d was taken, retrying (attempt %d)", port, attempt)
+                if attempt < _START_ATTEMPTS and self._retryable(f"{err}\n{tail}"):
+                    log.info("postgres did not start (attempt %d), retrying:\n%s\n%s", attempt, err, tail)
+                    self._prepare_dirs(bin_dir)
                     continue
                 raise EmbeddedServerError(f"{err}\npostgres log:\n{tail}") from None
             self.port, self._pid = port, _read_pid(self.data / "postmaster.pid")
@@ -354,19 +390,33 @@ class EmbeddedPostgres(_Lifecycle):
         return self.url
 
     def stop(self, timeout: float = 10.0) -> None:
-        """`pg_ctl -m fast stop`; kills the server if that fails. A no-op when this object runs nothing."""
+        """Fast shutdown (what `pg_ctl -m fast stop` does); a no-op when this object runs nothing."""
         pid, self._pid, self.port = self._pid, None, None
         if pid is None:
             return
         atexit.unregister(self.stop)
-        if not psutil.pid_exists(pid):
-            return
-        bin_dir = _pg_tools()
+        # Only the postmaster that still owns the data dir is ours to stop.
+        if _read_pid(self.data / "postmaster.pid") == pid:
+            self._shutdown(pid, timeout)
+
+    def _retryable(self, failure: str) -> bool:
+        failure = failure.lower()
+        # Someone took the port we picked, or reset a parent folder's permissions meanwhile (a concurrent
+        # pytest session chmods /tmp/pytest-of-<user> back to 0700 when it starts).
+        port_taken = "address already in use" in failure and self.requested_port is None
+        return port_taken or "permission denied" in failure
+
+    def _shutdown(self, pid: int, timeout: float) -> None:
+        """SIGINT the postmaster (fast shutdown) and wait; immediate shutdown and SIGKILL if it hangs.
+
+        Signalled as root rather than through pg_ctl, which would need to traverse the data dir's parents.
+        """
         try:
-            self._run([str(bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                       "-t", str(max(1, int(timeout))), "stop"], timeout=timeout + 10)  # fmt: skip
-        except EmbeddedServerError as err:
-            log.warning("pg_ctl stop failed, killing postgres: %s", err)
+            psutil.Process(pid).send_signal(signal.SIGINT)
+        except psutil.NoSuchProcess:
+            return
+        if not _wait_gone([pid], timeout):
+            log.warning("postmaster pid %d did not stop within %.1fs, killing it", pid, timeout)
             self._kill_data_dir_processes(timeout=5.0)
 
     def _prepare_dirs(self, bin_dir: Path) -> None:
@@ -378,33 +428,40 @@ class EmbeddedPostgres(_Lifecycle):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from pgserver.utils import (
-                ensure_folder_permissions,
-                ensure_prefix_permissions,
-                ensure_user_exists,
-            )
+            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+
         # Same steps as pgserver's PostgresServer: a user to run as, traversable parents, readable binaries.
         ensure_user_exists(self._system_user)
         ensure_prefix_permissions(self.data)
-        ensure_prefix_permissions(bin_dir)
-        read, execute = 0o044, 0o011
-        ensure_folder_permissions(bin_dir, execute | read)
-        ensure_folder_permissions(bin_dir.parent / "lib", read)
+        _ensure_tools_readable(bin_dir)
         entry = pwd.getpwnam(self._system_user)
         for path in (self.dir, self.data, self.log_path):
             if path.exists():
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         self.data.chmod(0o700)
 
+    def _pg_ctl(self, *args: str) -> str:
+        """Run pg_ctl on our data dir; its own `-t` bounds the wait, the subprocess timeout is a backstop."""
+        return self._run([str(_pg_tools() / "pg_ctl"), "-D", str(self.data), *args], timeout=300.0)
+
     def _run(self, cmd: list[str], timeout: float) -> str:
         """Run a Postgres tool as the system user; output goes through a file (pg_ctl's children keep pipes)."""
-        kwargs: dict[str, object] = {}
-        if self._system_user is not None:
-            kwargs.update(user=self._system_user, group=self._system_user, extra_groups=[])
+        user = self._system_user
         with tempfile.TemporaryFile("w+") as out:
             try:
-                subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=True,
-                               timeout=timeout, cwd=self.dir, env=_clean_env(), **kwargs)  # type: ignore[call-overload]  # fmt: skip
+                subprocess.run(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    check=True,
+                    timeout=timeout,
+                    cwd=self.dir,
+                    env=_clean_env(),
+                    user=user,
+                    group=user,
+                    extra_groups=[] if user else None,
+                )
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
                 out.seek(0)
                 raise EmbeddedServerError(f"{Path(cmd[0]).name} failed ({err}):\n{out.read()[-4000:]}") from None
@@ -417,11 +474,12 @@ class EmbeddedPostgres(_Lifecycle):
             f"SELECT 'CREATE DATABASE {name}' "
             f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{name}')\\gexec\n"
         )
-        cmd = [str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p", str(self.port),
-               "-U", POSTGRES_USER, "-d", "postgres"]  # fmt: skip
+        server = ["-h", self.host, "-p", str(self.port), "-U", POSTGRES_USER, "-d", "postgres"]
+        cmd = [str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *server]
         try:
-            subprocess.run(cmd, input=script, capture_output=True, text=True, check=True, timeout=30.0,
-                           env=_clean_env())  # fmt: skip
+            subprocess.run(
+                cmd, input=script, capture_output=True, text=True, check=True, timeout=30.0, env=_clean_env()
+            )
         except subprocess.CalledProcessError as err:
             raise EmbeddedServerError(f"could not create database {name}: {err.stderr}") from None
 
@@ -433,13 +491,13 @@ class EmbeddedPostgres(_Lifecycle):
             return
         if _live_process(pid, "postgres", str(self.data)) is not None:
             log.warning("stopping stale postmaster pid %d on %s", pid, self.data)
-            try:
-                self._run([str(_pg_tools() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                           "-t", str(max(1, int(timeout))), "stop"], timeout=timeout + 10)  # fmt: skip
-            except EmbeddedServerError as err:
-                log.warning("pg_ctl stop of the stale server failed: %s", err)
+            self._shutdown(pid, timeout)
         # Children of a killed postmaster hold its shared memory and block a new start until they exit.
         self._kill_data_dir_processes(timeout=5.0)
+        if _live_process(pid, "postgres", str(self.data)) is None:
+            # Postgres takes a pid that still exists for a running postmaster; a killed one can stay an
+            # unreaped zombie for a while (seen with a lazily reaping pid 1), so drop the stale lock.
+            pid_file.unlink(missing_ok=True)
 
     def _kill_data_dir_processes(self, timeout: float) -> None:
         """Kill every postgres process working in this data dir (postgres processes chdir into it)."""
@@ -488,8 +546,8 @@ class EmbeddedStack:
         try:
             for server in (self.nats, self.postgres):
                 if server is not None and server not in self._started:
+                    self._started.append(server)  # before start: stop() is a no-op if start failed early
                     server.start(timeout)
-                    self._started.append(server)
         except BaseException:
             self.stop()
             raise

@@ -1,0 +1,77 @@
+"""Shared fixtures: one NATS and one Postgres per session, real servers either way.
+
+`NATS_URL` / `DATABASE_URL` point the tests at servers you run; without them a private nats-server and
+Postgres are started under the session's tmp dir (on free ports) and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from pagerpatch.embedded import EmbeddedNats, EmbeddedPostgres
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a NATS server with JetStream: `NATS_URL`, or an embedded one for the session."""
+    external = os.environ.get("NATS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats-state"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a Postgres database: `DATABASE_URL`, or the `pagerpatch` db of an embedded server."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    # Not under pytest's tmp root: a second pytest session resets that to 0700 and the server (which runs
+    # as an unprivileged user when we are root) would lose access to its own data directory mid-run.
+    state = Path(tempfile.mkdtemp(prefix="pagerpatch-test-pg-"))
+    server = EmbeddedPostgres(state)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def database_url_for(url: str, database: str) -> str:
+    """`url` with its database replaced (user, host, port and query parameters kept)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+@pytest.fixture
+async def fresh_db(database_url: str) -> AsyncIterator[str]:
+    """URL of a new, empty database on the session's server, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield database_url_for(database_url, name)
+    finally:
+        admin = await asyncpg.connect(database_url)
+        try:
+            # FORCE: a connection the test leaked must not keep its database alive.
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
