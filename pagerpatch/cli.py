@@ -22,6 +22,8 @@ db_app = typer.Typer(help="The database.", no_args_is_help=True)
 events_app = typer.Typer(help="Events on the stream.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters.", no_args_is_help=True)
 incidents_app = typer.Typer(help="Incidents.", no_args_is_help=True)
+repos_app = typer.Typer(help="Repositories pagerpatch may diagnose and patch.", no_args_is_help=True)
+app.add_typer(repos_app, name="repos")
 app.add_typer(bus_app, name="bus")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
@@ -319,6 +321,62 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id (or
     table = Table("when", "event", "by", "summary")
     for e in events:
         table.add_row(str(e["occurred_at"])[:23], e["type"], e["source"], e["summary"])
+    console.print(table)
+
+
+# ------------------------------------------------------------------ repos
+@repos_app.command("add")
+def repos_add(
+    name: Annotated[str, typer.Argument(help="Repository name (letters, digits, . _ -).")],
+    path: Annotated[str, typer.Option(help="Local path or clone URL of the repository.")],
+    service: Annotated[list[str] | None, typer.Option(help="A service this repository serves (repeatable).")] = None,
+    test_command: Annotated[str, typer.Option(help="The repository's test command.")] = "python -m pytest -q",
+    default_branch: Annotated[str, typer.Option(help="Default branch.")] = "main",
+) -> None:
+    """Register a repository at run time (config `repos:` entries take precedence on a name clash)."""
+    from pydantic import ValidationError
+
+    from pagerpatch import repos
+    from pagerpatch.settings import RepoConfig
+
+    try:
+        repo = RepoConfig(name=name, path=path, services=service or [], test_command=test_command,
+                          default_branch=default_branch)  # fmt: skip
+    except ValidationError as exc:
+        err.print(f"[red]invalid repository: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from None
+    ep = _endpoints(_settings())
+
+    async def go() -> None:
+        conn = await store.connect(ep.database_url)
+        try:
+            await repos.register(conn, repo)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    console.print(f"registered {name}")
+
+
+@repos_app.command("list")
+def repos_list() -> None:
+    """Repositories from config and those registered at run time."""
+    from pagerpatch import repos
+    from pagerpatch.settings import RepoConfig
+
+    settings = _settings()
+    ep = _endpoints(settings)
+
+    async def go() -> list[RepoConfig]:
+        conn = await store.connect(ep.database_url)
+        try:
+            return await repos.all_repos(settings, conn)
+        finally:
+            await conn.close()
+
+    table = Table("name", "location", "branch", "services", "test command")
+    for r in asyncio.run(go()):
+        table.add_row(r.name, r.path or r.url or "", r.default_branch, ",".join(r.services), r.test_command)
     console.print(table)
 
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pagerpatch import store
+from pagerpatch import repos, store
 from pagerpatch.errors import Poison
 from pagerpatch.runtime import Service, StageContext
 from pagerpatch.workspace import GitError, Workspaces
@@ -30,10 +30,10 @@ async def on_incident(event: IncidentOpened, ctx: StageContext[Workspaces]) -> S
         await store.audit(ctx.pool, actor="diagnosis", action="diagnosis.skipped", incident_id=event.incident_id,
                           details={"reason": f"no repository registered for service {inc.service!r}"})  # fmt: skip
         return []
-    try:
-        repo = ctx.settings.repo(inc.repo)
-    except KeyError:
-        raise Poison(f"repository {inc.repo!r} is not registered in config") from None
+    found = await repos.get(ctx.settings, ctx.pool, inc.repo)
+    if found is None:
+        raise Poison(f"repository {inc.repo!r} is not registered (config or `pagerpatch repos add`)")
+    repo = found
 
     async def run() -> Any:
         return await asyncio.to_thread(adapters.diagnose, ctx.deps, repo, str(event.incident_id), inc)

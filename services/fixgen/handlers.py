@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pagerpatch import workspace
+from pagerpatch import repos, workspace
 from pagerpatch.errors import Poison
 from pagerpatch.runtime import Service, StageContext
 from pagerpatch.sandbox import SandboxError
@@ -24,10 +24,10 @@ async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixgenDeps]) -> 
     d = event.payload
     if event.incident_id is None:
         raise Poison("diagnosis.ready without incident_id")
-    try:
-        repo = ctx.settings.repo(d.repo)
-    except KeyError:
-        raise Poison(f"repository {d.repo!r} is not registered in config") from None
+    found = await repos.get(ctx.settings, ctx.pool, d.repo)
+    if found is None:
+        raise Poison(f"repository {d.repo!r} is not registered (config or `pagerpatch repos add`)")
+    repo = found
 
     def failed(reason: str, attempts: int = 0, tests: Any = None) -> list[Event[Any]]:
         payload = FixFailedPayload(repo=d.repo, reason=reason[:20_000], attempts=attempts, tests=tests)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from pagerpatch import repos
 from pagerpatch.errors import Poison
 from pagerpatch.runtime import Service, StageContext
 from pagerpatch.scm import LocalGitScm
@@ -30,10 +31,10 @@ async def on_approved(event: FixApproved, ctx: StageContext[LocalGitScm]) -> Seq
     if event.incident_id is None:
         raise Poison("fix.approved without incident_id")
     fix = event.payload.fix
-    try:
-        repo = ctx.settings.repo(fix.repo)
-    except KeyError:
-        raise Poison(f"repository {fix.repo!r} is not registered in config") from None
+    found = await repos.get(ctx.settings, ctx.pool, fix.repo)
+    if found is None:
+        raise Poison(f"repository {fix.repo!r} is not registered (config or `pagerpatch repos add`)")
+    repo = found
     branch = logic.branch_name(event.incident_id)
     title = logic.pr_title(event.payload)
     body = logic.pr_body(event.incident_id, event.payload)

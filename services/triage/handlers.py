@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pagerpatch import repos
 from pagerpatch.runtime import Service, StageContext
+from pagerpatch.settings import RepoConfig
 from schemas.envelope import Event
 from schemas.events import (
     AlertReceived,
@@ -30,12 +32,13 @@ async def on_alert(event: AlertReceived, ctx: StageContext[TriageConfig]) -> Seq
     incident_id = uuid.uuid5(event.event_id, "triage:incident")
     async with ctx.pool.acquire() as conn, conn.transaction():
         if await adapters.incident_exists(conn, incident_id):  # redelivery of the alert that opened it
-            return [_opened(event, ctx, fp, incident_id, ["re-delivery of the opening alert"])]
+            repo = await repos.for_service(ctx.settings, conn, alert.service)
+            return [_opened(event, ctx, fp, incident_id, ["re-delivery of the opening alert"], repo)]
         live = await adapters.live_incident(conn, fp)
         verdict = logic.dedup(live, datetime.now(UTC), ctx.deps.window)
         if verdict.duplicate_of is None and alert.status == "firing":
             sev = logic.severity(alert.severity_hint, ctx.deps.tiers.get(alert.service), ctx.deps.default_severity)
-            repo = ctx.settings.repo_for_service(alert.service)
+            repo = await repos.for_service(ctx.settings, conn, alert.service)
             reasons = [verdict.reason, *sev.reasons]
             opened = await adapters.open_incident(
                 conn, incident_id=incident_id, fingerprint=fp, title=alert.title, service=alert.service,
@@ -43,7 +46,7 @@ async def on_alert(event: AlertReceived, ctx: StageContext[TriageConfig]) -> Seq
                 reasons=reasons, at=at,
             )  # fmt: skip
             if opened:
-                return [_opened(event, ctx, fp, incident_id, reasons)]
+                return [_opened(event, ctx, fp, incident_id, reasons, repo)]
             live = await adapters.live_incident(conn, fp)  # another replica opened it a moment ago
             if live is None:
                 raise RuntimeError("incident insert conflicted but no live incident was found")
@@ -71,11 +74,15 @@ async def on_alert(event: AlertReceived, ctx: StageContext[TriageConfig]) -> Seq
 
 
 def _opened(
-    event: AlertReceived, ctx: StageContext[TriageConfig], fp: str, incident_id: uuid.UUID, reasons: list[str]
+    event: AlertReceived,
+    ctx: StageContext[TriageConfig],
+    fp: str,
+    incident_id: uuid.UUID,
+    reasons: list[str],
+    repo: RepoConfig | None,
 ) -> IncidentOpened:
     alert = event.payload
     sev = logic.severity(alert.severity_hint, ctx.deps.tiers.get(alert.service), ctx.deps.default_severity)
-    repo = ctx.settings.repo_for_service(alert.service)
     return event.derive(
         IncidentOpened,
         IncidentOpenedPayload(

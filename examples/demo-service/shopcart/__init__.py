@@ -1,0 +1,3 @@
+"""shopcart: the checkout service behind POST /checkout (pricing, coupons, tax, shipping, stock)."""
+
+__version__ = "1.4.0"

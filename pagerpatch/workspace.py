@@ -1,0 +1,489 @@
+"""Git workspaces: a cached clone per repository and detached per-incident worktrees (subprocess git only).
+
+Every git call goes through `_git`, which has a timeout, never prompts, ignores a caller's GIT_DIR and
+raises `GitError` carrying git's stderr. Paths are passed as separate arguments, so spaces are safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from unidiff.patch import PatchSet
+
+from pagerpatch.settings import RepoConfig
+
+GIT_TIMEOUT_S = 120.0
+CLONE_TIMEOUT_S = 900.0  # first clones and fetches of big repositories take longer than local commands
+DEFAULT_AUTHOR_NAME = "pagerpatch"
+DEFAULT_AUTHOR_EMAIL = "pagerpatch@localhost"
+
+# Variables a parent process (a git hook, another tool) may have set that would redirect our git calls.
+_LEAKY_GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
+_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+_HEX_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_RECORD, _FIELD = "\x1e", "\x1f"
+_COMMIT_FORMAT = _FIELD.join(["%H", "%P", "%an", "%ae", "%aI", "%cI", "%s"])
+
+
+class GitError(Exception):
+    """A git command failed; `stderr` is git's own explanation."""
+
+    def __init__(self, args: tuple[str, ...], returncode: int | None, stderr: str) -> None:
+        self.command = ("git", *args)
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {self.stderr}")
+
+
+@dataclass(frozen=True, slots=True)
+class GitIdentity:
+    """Who pagerpatch's own commits (reverts, fixes) are made as."""
+
+    name: str = DEFAULT_AUTHOR_NAME
+    email: str = DEFAULT_AUTHOR_EMAIL
+
+    def config_args(self) -> tuple[str, ...]:
+        return ("-c", f"user.name={self.name}", "-c", f"user.email={self.email}", "-c", "commit.gpgsign=false")
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """The facts about a commit that diagnosis and pull requests need."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    author_email: str
+    authored_at: datetime
+    committed_at: datetime
+    subject: str
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:7]
+
+
+@dataclass(frozen=True, slots=True)
+class BlameInfo:
+    """The commit that last changed one line, as `git blame --porcelain` reports it."""
+
+    sha: str
+    author: str
+    author_email: str
+    summary: str
+    authored_at: datetime
+    committed_at: datetime
+    original_file: str
+    original_line: int
+    boundary: bool = False
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:7]
+
+
+@dataclass(frozen=True, slots=True)
+class RevertResult:
+    """Outcome of `git revert`: the new commit, or why it could not be made (the worktree is left clean)."""
+
+    ok: bool
+    reverted: str
+    commit: str | None = None
+    conflicted_files: tuple[str, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DiffStats:
+    """Size of a change, as policy checks and pull requests report it."""
+
+    files: tuple[str, ...]
+    added: int
+    removed: int
+
+
+def _git(
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = GIT_TIMEOUT_S,
+) -> str:
+    """Run one git command in `cwd` and return its stdout; raise GitError on failure or timeout."""
+    # The child inherits the process environment (PATH, HOME, proxies); only git-specific knobs change here.
+    full_env = {k: v for k, v in os.environ.items() if k not in _LEAKY_GIT_VARS}
+    full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_PAGER": "cat"})
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(args, None, f"timed out after {timeout:.0f}s") from exc
+    except OSError as exc:  # git missing, cwd gone
+        raise GitError(args, None, str(exc)) from exc
+    if proc.returncode != 0:
+        raise GitError(args, proc.returncode, proc.stderr or proc.stdout)
+    return proc.stdout
+
+
+def _parse_commit_record(record: str) -> CommitInfo:
+    sha, parents, author, email, authored, committed, subject = record.split(_FIELD, 6)
+    return CommitInfo(
+        sha=sha,
+        parents=tuple(parents.split()),
+        author=author,
+        author_email=email,
+        authored_at=datetime.fromisoformat(authored),
+        committed_at=datetime.fromisoformat(committed),
+        subject=subject.rstrip("\n"),
+    )
+
+
+def _epoch_with_tz(epoch: str, tz: str) -> datetime:
+    """git's `1717400000` + `+0200` as an aware datetime in the author's own offset."""
+    offset = UTC
+    match = re.fullmatch(r"([+-])(\d\d)(\d\d)", tz.strip())
+    if match:
+        delta = timedelta(hours=int(match[2]), minutes=int(match[3]))
+        offset = timezone(-delta if match[1] == "-" else delta)
+    return datetime.fromtimestamp(int(epoch), tz=UTC).astimezone(offset)
+
+
+# ---------------------------------------------------------------- reading a workspace
+
+
+def resolve(path: Path, ref: str) -> str:
+    """Full sha of the commit `ref` names in the repository at `path`."""
+    return _git(path, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").strip()
+
+
+def commit_exists(path: Path, sha: str) -> bool:
+    """True when `sha` names a commit present in the repository."""
+    try:
+        _git(path, "cat-file", "-e", f"{sha}^{{commit}}")
+    except GitError:
+        return False
+    return True
+
+
+def commit_info(path: Path, sha: str) -> CommitInfo:
+    """Author, dates, parents and subject of one commit."""
+    out = _git(path, "show", "-s", f"--format={_COMMIT_FORMAT}", "--end-of-options", f"{sha}^{{commit}}")
+    return _parse_commit_record(out.rstrip("\n"))
+
+
+def commits_since(path: Path, base: str, head: str = "HEAD") -> int:
+    """How many commits `head` has that `base` has not (0 when base is head)."""
+    return int(_git(path, "rev-list", "--count", f"{base}..{head}").strip())
+
+
+def list_files(path: Path, rev: str | None = None) -> set[str]:
+    """Repository-relative paths of tracked files: the index, or the tree of `rev` when given."""
+    if rev is None:
+        out = _git(path, "ls-files", "-z")
+    else:
+        out = _git(path, "ls-tree", "-r", "-z", "--name-only", "--end-of-options", rev)
+    return {name for name in out.split("\0") if name}
+
+
+def read_file(path: Path, file: str, rev: str = "HEAD") -> str:
+    """Text of `file` as committed at `rev`."""
+    return _git(path, "show", f"{rev}:{file}")
+
+
+def blame_line(path: Path, file: str, line: int, rev: str = "HEAD") -> BlameInfo:
+    """The commit that last changed `file:line` as of `rev` (`git blame --porcelain -L n,n`)."""
+    out = _git(path, "blame", "--porcelain", "-L", f"{line},{line}", rev, "--", file)
+    lines = out.splitlines()
+    if not lines:
+        raise GitError(("blame", file), 0, f"no blame output for {file}:{line}")
+    head = lines[0].split()
+    headers: dict[str, str] = {}
+    boundary = False
+    for entry in lines[1:]:
+        if entry.startswith("\t"):
+            break
+        key, _, value = entry.partition(" ")
+        if key == "boundary":
+            boundary = True
+        headers[key] = value
+    return BlameInfo(
+        sha=head[0],
+        author=headers.get("author", ""),
+        author_email=headers.get("author-mail", "").strip("<>"),
+        summary=headers.get("summary", ""),
+        authored_at=_epoch_with_tz(headers.get("author-time", "0"), headers.get("author-tz", "+0000")),
+        committed_at=_epoch_with_tz(headers.get("committer-time", "0"), headers.get("committer-tz", "+0000")),
+        original_file=headers.get("filename", file),
+        original_line=int(head[1]),
+        boundary=boundary,
+    )
+
+
+def log_line_history(path: Path, file: str, line: int, rev: str = "HEAD", max_count: int = 10) -> list[CommitInfo]:
+    """Commits that touched `file:line` (as numbered at `rev`), newest first (`git log -L n,n:file`)."""
+    out = _git(
+        path,
+        "log",
+        f"--max-count={max_count}",
+        f"--format={_RECORD}{_COMMIT_FORMAT}",
+        f"-L{line},{line}:{file}",
+        rev,
+    )
+    # -L always appends the line's diff; only our record-separated header lines are commits.
+    # (split on "\n" only: str.splitlines() would also split on the \x1e/\x1f separators)
+    return [_parse_commit_record(raw[1:]) for raw in out.split("\n") if raw.startswith(_RECORD)]
+
+
+def function_exists(path: Path, file: str, function: str, rev: str = "HEAD") -> bool:
+    """True when `file` at `rev` defines `function` (a text check across Python, JS/TS, Java-likes, Go...)."""
+    name = _bare_function_name(function)
+    if not name:
+        return False
+    try:
+        text = read_file(path, file, rev)
+    except GitError:
+        return False
+    return any(p.search(text) for p in _definition_patterns(file, name))
+
+
+def _bare_function_name(function: str) -> str | None:
+    """`Object.checkout [as run]`, `main.(*Cart).Total`, `com.x.Pricing.lambda$apply$0` -> the defined name."""
+    text = re.sub(r"\[[^\]]*\]", "", function).strip()  # V8 `[as alias]`, Go type parameters `[...]`
+    text = re.sub(r"^(?:async|new|static)\s+", "", text).removesuffix("()")
+    if "lambda$" in text:  # javac's synthetic lambda$<enclosing>$<n>
+        text = text.split("lambda$", 1)[1].split("$", 1)[0]
+    parts = [p for p in re.split(r"[.:/]+", text) if p]
+    # Go closures (`main.run.func1`) and numbered anonymous parts point at their enclosing function.
+    while len(parts) > 1 and re.fullmatch(r"func\d+|\d+", parts[-1]):
+        parts.pop()
+    if not parts:
+        return None
+    name = parts[-1]
+    if name in ("<init>", "constructor") and len(parts) > 1:
+        name = parts[-2]
+    name = name.strip("()*")
+    return name if re.fullmatch(r"[A-Za-z_$][\w$]*", name) else None
+
+
+def _definition_patterns(file: str, name: str) -> list[re.Pattern[str]]:
+    n = re.escape(name)
+    ext = file.rsplit(".", 1)[-1].lower() if "." in file else ""
+    python = [rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{n}[ \t]*\(", rf"^[ \t]*class[ \t]+{n}\b"]
+    javascript = [
+        rf"\bfunction\b[ \t]*\*?[ \t]*{n}[ \t]*\(",
+        rf"\b{n}[ \t]*[:=][ \t]*(?:async\b[ \t]*)?(?:function\b|\([^)]*\)[ \t]*=>|[\w$]+[ \t]*=>)",
+        rf"^[ \t]*(?:(?:static|async|get|set|public|private|protected)[ \t]+)*\*?{n}[ \t]*\([^)]*\)"
+        rf"[ \t]*(?::[^{{]*)?\{{",
+        rf"^[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?class[ \t]+{n}\b",
+    ]
+    java_like = [
+        rf"^[ \t]*(?:@\w+[ \t]+)*(?:(?:public|private|protected|static|final|abstract|synchronized|native|"
+        rf"override|open|internal|suspend|inline|virtual|async)[ \t]+)*(?:[\w.<>\[\],?]+[ \t]+)?"
+        rf"(?:fun[ \t]+)?{n}[ \t]*\([^;\n]*$",
+        rf"\b(?:class|interface|enum|record|object)[ \t]+{n}\b",
+    ]
+    go = [rf"^func[ \t]+(?:\([^)]*\)[ \t]*)?{n}[ \t]*[\[(]"]
+    generic = [
+        rf"\b(?:def|function|func|fn|sub|proc)\b[ \t]*(?:\([^)]*\)[ \t]*)?{n}\b",
+        rf"\bclass[ \t]+{n}\b",
+    ]
+    by_ext = {
+        "py": python,
+        "js": javascript,
+        "mjs": javascript,
+        "cjs": javascript,
+        "jsx": javascript,
+        "ts": javascript,
+        "tsx": javascript,
+        "java": java_like,
+        "kt": java_like,
+        "scala": java_like,
+        "cs": java_like,
+        "go": go,
+    }
+    return [re.compile(p, re.MULTILINE) for p in by_ext.get(ext, generic)]
+
+
+# ---------------------------------------------------------------- changing a workspace
+
+
+def revert(path: Path, sha: str, identity: GitIdentity | None = None) -> RevertResult:
+    """`git revert --no-edit sha` in the worktree at `path`; on conflict, abort and say which files clashed."""
+    ident = identity or GitIdentity()
+    mainline = ("-m", "1") if len(commit_info(path, sha).parents) > 1 else ()
+    try:
+        _git(path, *ident.config_args(), "revert", "--no-edit", *mainline, sha)
+    except GitError as exc:
+        conflicted = _conflicted_files(path)
+        try:
+            _git(path, "revert", "--abort")
+        except GitError:
+            if conflicted:  # a half-applied revert without sequencer state: put the worktree back
+                _git(path, "reset", "--hard", "HEAD")
+        if conflicted:
+            reason = f"reverting {sha[:7]} conflicts with later changes in: {', '.join(conflicted)}"
+        else:
+            reason = f"git revert of {sha[:7]} failed: {exc.stderr}"
+        return RevertResult(ok=False, reverted=sha, conflicted_files=conflicted, error=reason)
+    return RevertResult(ok=True, reverted=sha, commit=resolve(path, "HEAD"))
+
+
+def _conflicted_files(path: Path) -> tuple[str, ...]:
+    try:
+        out = _git(path, "diff", "--name-only", "-z", "--diff-filter=U")
+    except GitError:
+        return ()
+    return tuple(sorted(name for name in out.split("\0") if name))
+
+
+def diff(path: Path, base: str, head: str = "HEAD") -> str:
+    """Unified diff from `base` to `head`, as a pull request would show it."""
+    return _git(path, "diff", "--no-color", "--no-ext-diff", "--no-renames", base, head, "--")
+
+
+def patch_stats(patch: str) -> DiffStats:
+    """Files touched and lines added/removed by a unified diff."""
+    patch_set = PatchSet(patch)
+    files = tuple(sorted({f.path for f in patch_set}))
+    return DiffStats(files=files, added=int(patch_set.added), removed=int(patch_set.removed))
+
+
+def diff_stats(path: Path, base: str, head: str = "HEAD") -> DiffStats:
+    """`patch_stats` of the diff from `base` to `head`."""
+    return patch_stats(diff(path, base, head))
+
+
+# ---------------------------------------------------------------- clones and worktrees
+
+
+class Workspaces:
+    """Cached clones under `root/cache/<repo>.git` and per-incident worktrees under `root/worktrees/`."""
+
+    def __init__(self, root: Path, *, clone_timeout_s: float = CLONE_TIMEOUT_S) -> None:
+        self.root = root.resolve()
+        self.clone_timeout_s = clone_timeout_s
+
+    def clone_path(self, repo: RepoConfig) -> Path:
+        return self.root / "cache" / f"{repo.name}.git"
+
+    def cached_clone(self, repo: RepoConfig) -> Path:
+        """A mirror clone of `repo`, created on first use and fetched on every later call."""
+        return self._ensure_clone(repo, fetch=True)
+
+    def worktree(self, repo: RepoConfig, incident_id: str, ref: str, purpose: str) -> Path:
+        """A fresh detached worktree of `ref` at `root/worktrees/<incident>/<purpose>` (recreated if present)."""
+        path = self.root / "worktrees" / _component(incident_id) / _component(purpose)
+        clone = self._ensure_clone(repo, fetch=False)
+        with self._locked(repo.name):
+            sha = self._resolve_or_fetch(clone, ref)
+            self._discard_worktree(clone, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _git(clone, "worktree", "add", "--force", "--detach", str(path), sha)
+        return path
+
+    def remove_worktree(self, path: Path) -> None:
+        """Remove a worktree made by `worktree` (and its incident folder once empty); absent paths are fine."""
+        path = path.resolve()
+        clone: Path | None = None
+        if (path / ".git").is_file():  # a linked worktree; its common dir is the cached clone
+            try:
+                clone = path / _git(path, "rev-parse", "--git-common-dir").strip()
+            except GitError:
+                clone = None
+        if clone is not None:
+            with self._locked(clone.name.removesuffix(".git")):
+                self._discard_worktree(clone, path)
+        elif path.exists():
+            shutil.rmtree(path)
+        parent = path.parent
+        if parent.parent == self.root / "worktrees" and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+
+    # -- internals
+
+    def _ensure_clone(self, repo: RepoConfig, *, fetch: bool) -> Path:
+        dest = self.clone_path(repo)
+        with self._locked(repo.name):
+            if (dest / "HEAD").exists():
+                if fetch:
+                    _git(dest, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
+                return dest
+            if dest.exists():  # a half-made clone from an interrupted run
+                shutil.rmtree(dest)
+            partial = dest.with_name(dest.name + ".partial")
+            if partial.exists():
+                shutil.rmtree(partial)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _git(
+                dest.parent,
+                "clone",
+                "--mirror",
+                "--quiet",
+                "--",
+                _source(repo),
+                str(partial),
+                timeout=self.clone_timeout_s,
+            )
+            partial.rename(dest)
+        return dest
+
+    def _resolve_or_fetch(self, clone: Path, ref: str) -> str:
+        """A sha that is already present is used as is; anything else is fetched first, so it is current."""
+        if _HEX_SHA.match(ref) and commit_exists(clone, ref):
+            return resolve(clone, ref)
+        _git(clone, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
+        return resolve(clone, ref)
+
+    def _discard_worktree(self, clone: Path, path: Path) -> None:
+        """Forget the worktree at `path` whatever state it is in (registered, stale, or a bare folder)."""
+        if path.exists():
+            try:
+                _git(clone, "worktree", "remove", "--force", "--force", str(path))
+            except GitError:
+                shutil.rmtree(path, ignore_errors=True)
+        _git(clone, "worktree", "prune")
+
+    @contextmanager
+    def _locked(self, repo_name: str) -> Iterator[None]:
+        """Serialize clone/fetch/worktree changes of one repository across threads and processes."""
+        lock_path = self.root / "cache" / f"{repo_name}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _source(repo: RepoConfig) -> str:
+    """Where to clone from: an absolute local path, or the URL as given."""
+    if repo.path:
+        return str(Path(repo.path).expanduser().resolve())
+    return repo.location()
+
+
+def _component(value: str) -> str:
+    """A safe single path component (incident ids and purposes come from events)."""
+    if not _SAFE_COMPONENT.match(value) or value in (".", ".."):
+        raise ValueError(f"unsafe workspace name {value!r}")
+    return value

@@ -1,0 +1,288 @@
+"""Git workspaces against real git repositories in tmp_path."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pagerpatch import workspace
+from pagerpatch.settings import RepoConfig
+from pagerpatch.workspace import GitError, Workspaces
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
+]
+
+_CLOCK = itertools.count()
+
+
+def _next_date() -> str:
+    """Strictly increasing commit dates, one hour apart, in a fixed +01:00 zone."""
+    moment = datetime(2024, 3, 1, 12, tzinfo=timezone(timedelta(hours=1))) + timedelta(hours=next(_CLOCK))
+    return moment.isoformat()
+
+
+def git(repo: Path, *args: str, date: str = "2024-03-01T12:00:00+01:00", who: str = "Dana") -> str:
+    """Test-side git with a fixed identity and no user config."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": who,
+        "GIT_AUTHOR_EMAIL": f"{who.lower()}@example.com",
+        "GIT_COMMITTER_NAME": who,
+        "GIT_COMMITTER_EMAIL": f"{who.lower()}@example.com",
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_DATE": date,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def commit(repo: Path, files: dict[str, str], message: str, who: str = "Dana") -> str:
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git(repo, "add", "--all")
+    git(repo, "commit", "-q", "-m", message, date=_next_date(), who=who)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    repo = tmp_path / "source repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "--initial-branch=main")
+    return repo
+
+
+@pytest.fixture
+def history(source: Path) -> dict[str, str]:
+    """Three commits touching `app/calc.py`; the second changes line 2."""
+    return {
+        "first": commit(source, {"app/calc.py": "def add(a, b):\n    return a + b\n", "README.md": "calc\n"}, "init"),
+        "second": commit(source, {"app/calc.py": "def add(a, b):\n    return b + a\n"}, "calc: swap operands", "Eve"),
+        "third": commit(
+            source, {"app/calc.py": "def add(a, b):\n    return b + a\n\n\ndef neg(a):\n    return -a\n"}, "neg"
+        ),
+    }
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspaces:
+    return Workspaces(tmp_path / "pagerpatch home" / "workspaces")
+
+
+@pytest.fixture
+def repo_cfg(source: Path) -> RepoConfig:
+    return RepoConfig(name="calc", path=str(source))
+
+
+def test_cached_clone_is_a_mirror_that_follows_the_source(
+    ws: Workspaces, repo_cfg: RepoConfig, source: Path, history: dict[str, str]
+) -> None:
+    clone = ws.cached_clone(repo_cfg)
+    assert clone == ws.root / "cache" / "calc.git"
+    assert workspace.resolve(clone, "main") == history["third"]
+    newer = commit(source, {"NEWS.md": "v2\n"}, "news")
+    assert ws.cached_clone(repo_cfg) == clone
+    assert workspace.resolve(clone, "main") == newer
+
+
+def test_worktree_is_detached_at_the_ref_and_idempotent(
+    ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]
+) -> None:
+    path = ws.worktree(repo_cfg, "inc-42", history["second"], "diagnosis")
+    assert path == ws.root / "worktrees" / "inc-42" / "diagnosis"
+    assert workspace.resolve(path, "HEAD") == history["second"]
+    assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=path).returncode != 0  # detached
+
+    # A redelivered event asks again, after a crash left the worktree dirty: it is recreated, clean.
+    (path / "app" / "calc.py").write_text("garbage\n")
+    (path / "stray.txt").write_text("left over\n")
+    again = ws.worktree(repo_cfg, "inc-42", history["third"], "diagnosis")
+    assert again == path
+    assert workspace.resolve(again, "HEAD") == history["third"]
+    assert not (again / "stray.txt").exists()
+    assert "def neg" in (again / "app" / "calc.py").read_text()
+
+    # Someone deleted the folder by hand: the stale registration does not get in the way.
+    shutil.rmtree(path)
+    assert ws.worktree(repo_cfg, "inc-42", "main", "diagnosis") == path
+    assert (path / "README.md").exists()
+
+
+def test_worktree_fetches_a_ref_the_cache_does_not_have_yet(
+    ws: Workspaces, repo_cfg: RepoConfig, source: Path, history: dict[str, str]
+) -> None:
+    ws.cached_clone(repo_cfg)
+    newer = commit(source, {"app/extra.py": "X = 1\n"}, "extra")
+    path = ws.worktree(repo_cfg, "inc-7", newer, "fix")
+    assert workspace.resolve(path, "HEAD") == newer
+    with pytest.raises(GitError):
+        ws.worktree(repo_cfg, "inc-7", "0" * 40, "fix")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".", "..", "-rf"])
+def test_worktree_names_must_be_single_safe_components(ws: Workspaces, repo_cfg: RepoConfig, name: str) -> None:
+    with pytest.raises(ValueError):
+        ws.worktree(repo_cfg, name, "main", "fix")
+    with pytest.raises(ValueError):
+        ws.worktree(repo_cfg, "inc-1", "main", name)
+
+
+def test_remove_worktree(ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]) -> None:
+    keep = ws.worktree(repo_cfg, "inc-9", "main", "diagnosis")
+    gone = ws.worktree(repo_cfg, "inc-9", "main", "fix")
+    ws.remove_worktree(gone)
+    assert not gone.exists() and keep.exists()
+    ws.remove_worktree(gone)  # already gone: fine
+    ws.remove_worktree(keep)
+    assert not (ws.root / "worktrees" / "inc-9").exists()
+    listed = git(ws.clone_path(repo_cfg), "worktree", "list", "--porcelain")
+    assert "inc-9" not in listed
+
+
+def test_reading_commits_files_and_blame(ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]) -> None:
+    path = ws.worktree(repo_cfg, "inc-1", "main", "diagnosis")
+    assert workspace.list_files(path) == {"app/calc.py", "README.md"}
+    assert workspace.list_files(path, history["first"]) == {"app/calc.py", "README.md"}
+    assert workspace.commit_exists(path, history["first"])
+    assert not workspace.commit_exists(path, "1234567890abcdef1234567890abcdef12345678")
+    assert workspace.commits_since(path, history["first"]) == 2
+
+    info = workspace.commit_info(path, history["second"])
+    assert (info.sha, info.subject, info.author, info.parents) == (
+        history["second"],
+        "calc: swap operands",
+        "Eve",
+        (history["first"],),
+    )
+    assert info.authored_at.utcoffset() == timedelta(hours=1)
+
+    blame = workspace.blame_line(path, "app/calc.py", 2, "HEAD")
+    assert (blame.sha, blame.author, blame.summary, blame.original_line) == (
+        history["second"],
+        "Eve",
+        "calc: swap operands",
+        2,
+    )
+    assert blame.authored_at == info.authored_at
+    assert workspace.blame_line(path, "app/calc.py", 1, "HEAD").sha == history["first"]
+    with pytest.raises(GitError, match="has only"):
+        workspace.blame_line(path, "app/calc.py", 99, "HEAD")
+
+    touched = workspace.log_line_history(path, "app/calc.py", 2, "HEAD", max_count=5)
+    assert [c.sha for c in touched] == [history["second"], history["first"]]
+    assert workspace.read_file(path, "app/calc.py", history["first"]).endswith("return a + b\n")
+
+
+def test_git_errors_carry_stderr(tmp_path: Path, source: Path, history: dict[str, str]) -> None:
+    with pytest.raises(GitError) as excinfo:
+        workspace.resolve(source, "no-such-branch")
+    assert excinfo.value.returncode not in (0, None)
+    assert "no-such-branch" in str(excinfo.value) or excinfo.value.stderr
+    with pytest.raises(GitError, match="timed out"):
+        workspace._git(source, "log", timeout=0.000001)
+    with pytest.raises(GitError):
+        workspace.list_files(tmp_path / "does not exist")
+
+
+FUNCTION_FILES = {
+    "py/app.py": "import x\n\nclass Cart:\n    async def total(self):\n        return checkout(1)\n",
+    "js/app.js": (
+        "export function applyCoupon(c) {}\n"
+        "const quote = async (cart) => cart;\n"
+        "class Api {\n  static checkout(cart) {\n    return quote(cart);\n  }\n}\n"
+    ),
+    "java/com/shop/Pricing.java": (
+        "package com.shop;\npublic class Pricing {\n"
+        "    public Pricing() {}\n"
+        "    private static int unitPrice(Item item) throws IOException {\n"
+        "        return apply(item);\n    }\n}\n"
+    ),
+    "go/cart.go": (
+        "package main\n\nfunc (c *Cart) Total() int {\n\treturn helper(c)\n}\n\nfunc Generic[T any](t T) {}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("file", "function", "exists"),
+    [
+        ("py/app.py", "total", True),
+        ("py/app.py", "Cart", True),
+        ("py/app.py", "Cart.total", True),
+        ("py/app.py", "checkout", False),  # called, never defined
+        ("py/app.py", "<module>", False),
+        ("js/app.js", "applyCoupon", True),
+        ("js/app.js", "quote", True),
+        ("js/app.js", "Function.checkout [as handle]", True),
+        ("js/app.js", "new Api", True),
+        ("js/app.js", "missing", False),
+        ("java/com/shop/Pricing.java", "Pricing.unitPrice", True),
+        ("java/com/shop/Pricing.java", "Pricing.<init>", True),
+        ("java/com/shop/Pricing.java", "Pricing.lambda$unitPrice$0", True),
+        ("java/com/shop/Pricing.java", "Pricing.apply", False),
+        ("go/cart.go", "main.(*Cart).Total", True),
+        ("go/cart.go", "main.(*Cart).Total.func1", True),
+        ("go/cart.go", "main.Generic[...]", True),
+        ("go/cart.go", "main.helper", False),
+        ("no/such/file.py", "total", False),
+    ],
+)
+def test_function_exists(source: Path, file: str, function: str, exists: bool) -> None:
+    commit(source, FUNCTION_FILES, "functions")
+    assert workspace.function_exists(source, file, function, "HEAD") is exists
+
+
+def test_revert_makes_a_commit_that_undoes_the_change(
+    ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]
+) -> None:
+    # Revert "neg" (the head): applies cleanly.
+    path = ws.worktree(repo_cfg, "inc-3", "main", "fix")
+    result = workspace.revert(path, history["third"])
+    assert result.ok and result.commit and not result.error
+    assert workspace.resolve(path, "HEAD") == result.commit
+    assert workspace.commit_info(path, result.commit).parents == (history["third"],)
+    assert workspace.commit_info(path, result.commit).author == "pagerpatch"
+    assert "def neg" not in (path / "app" / "calc.py").read_text()
+
+    stats = workspace.diff_stats(path, history["third"], result.commit)
+    assert stats == workspace.DiffStats(files=("app/calc.py",), added=0, removed=4)
+    patch = workspace.diff(path, history["third"], "HEAD")
+    assert patch.startswith("diff --git a/app/calc.py b/app/calc.py")
+    assert workspace.patch_stats(patch) == stats
+
+
+def test_revert_conflict_is_a_clear_failure_and_leaves_the_worktree_clean(
+    ws: Workspaces, repo_cfg: RepoConfig, source: Path, history: dict[str, str]
+) -> None:
+    # Line 2 was changed by "second" and then again here: reverting "second" cannot apply.
+    later = commit(source, {"app/calc.py": "def add(a, b):\n    return int(b) + int(a)\n"}, "calc: coerce")
+    path = ws.worktree(repo_cfg, "inc-4", later, "fix")
+    result = workspace.revert(path, history["second"])
+    assert not result.ok
+    assert result.commit is None
+    assert result.conflicted_files == ("app/calc.py",)
+    assert history["second"][:7] in result.error and "app/calc.py" in result.error
+    assert workspace.resolve(path, "HEAD") == later
+    assert git(path, "status", "--porcelain") == ""
+    assert not (path / ".git").is_dir()  # still a linked worktree
+
+
+def test_concurrent_requests_share_one_clone(ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]) -> None:
+    # Replicas of diagnosis and fixgen ask at once, before any clone exists: one clone, every worktree made.
+    jobs = [(f"inc-{i}", purpose) for i in range(3) for purpose in ("diagnosis", "fix")]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        paths = list(pool.map(lambda job: ws.worktree(repo_cfg, job[0], history["second"], job[1]), jobs))
+    assert len(set(paths)) == len(jobs)
+    assert all(workspace.resolve(p, "HEAD") == history["second"] for p in paths)
+    assert [p.name for p in (ws.root / "cache").iterdir() if p.is_dir()] == ["calc.git"]
