@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from pagerpatch import bus, deadletter, incidents
+from pagerpatch import bus, deadletter, failpoints, incidents
 from pagerpatch.breakers import Breakers
 from pagerpatch.checkpoints import Checkpoints, StoredOutput
 from pagerpatch.errors import Poison, Transient
@@ -185,6 +185,7 @@ class StageRunner:
         stored = await self.checkpoints.finish(event, outputs)
         await incidents.record(self.pool, [event, *outputs])
         await self._publish(stored)
+        failpoints.reached(f"{self.consumer.durable}.after_publish")
         await msg.ack()
 
     async def _handle(self, event: Event[Any], msg: NatsMessage, deliveries: int) -> Sequence[Event[Any]]:
@@ -327,6 +328,7 @@ async def start_service(service: Service[Any], settings: Settings, deps: Any) ->
     if not settings.nats_url or not settings.database_url:
         raise RuntimeError("NATS_URL and DATABASE_URL must be set for a service process")
     provider = setup_tracing(service.name, settings.telemetry, settings.state_dir)
+    failpoints.arm(settings.failpoints, settings.state_dir)
     broker = bus.make_broker(settings.nats_url, name=service.name, tracer_provider=provider, log_level=logging.DEBUG)
     pool = await create_pool(settings.database_url)
     breakers = Breakers()

@@ -8,15 +8,17 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings.exceptions import SettingsError
 
 from schemas.events import Severity
 
@@ -123,6 +125,7 @@ class Settings(BaseSettings):
     ingest_port: int = Field(default=8080, ge=0, le=65535)
     ingest_max_body_bytes: int = Field(default=1_000_000, ge=1024)
     log_level: str = "INFO"
+    failpoints: Annotated[list[str], NoDecode] = Field(default_factory=list)
     team: str | None = None
 
     bus: BusSettings = Field(default_factory=BusSettings)
@@ -132,6 +135,11 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     repos: list[RepoConfig] = Field(default_factory=list)
     service_catalog: dict[str, ServiceEntry] = Field(default_factory=dict)
+
+    @field_validator("failpoints", mode="before")
+    @classmethod
+    def _split_failpoints(cls, v: object) -> object:
+        return [p for p in v.split(",") if p] if isinstance(v, str) else v
 
     @classmethod
     def settings_customise_sources(
@@ -232,6 +240,8 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings once; configuration errors name the file, line and field."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        raise ConfigError(f"invalid environment variable: {exc} (complex values are JSON)") from exc
     except ValidationError as exc:
         path = config_path()
         lines = []

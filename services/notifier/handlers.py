@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pagerpatch import repos
+from pagerpatch import failpoints, repos
 from pagerpatch.errors import Poison
 from pagerpatch.runtime import Service, StageContext
 from pagerpatch.scm import LocalGitScm
@@ -52,6 +52,7 @@ async def on_approved(event: FixApproved, ctx: StageContext[LocalGitScm]) -> Seq
         )
 
     pushed = await ctx.breakers.call("scm", push)
+    failpoints.reached("notifier.after_push")
     await adapters.record_pull_request(
         ctx.pool, incident_id=event.incident_id, repo=repo.name, provider="local-git", branch=branch,
         head=pushed.head_commit, title=title, body=body, url=pushed.url,
