@@ -48,7 +48,7 @@ def retry_delay(deliveries: int, base_s: float, cap_s: float) -> float:
     """Delay before the next delivery of a failed message: exponential in deliveries so far, capped."""
     if deliveries < 1:
         deliveries = 1
-    return float(min(cap_s, base_s * (2 ** (deliveries - 1))))
+    return float(min(cap_s, base_s * (2.0 ** min(deliveries - 1, 64))))
 
 
 @dataclass

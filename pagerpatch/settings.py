@@ -113,6 +113,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        populate_by_name=True,
     )
 
     home: Path = Field(default=Path(".pagerpatch"))

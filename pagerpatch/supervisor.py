@@ -16,7 +16,7 @@ SERVICES: tuple[str, ...] = ("ingest", "triage", "diagnosis", "fixgen", "review"
 
 def restart_delay(crashes_in_a_row: int, base_s: float = 0.5, cap_s: float = 30.0) -> float:
     """Backoff between restarts of a crashing service (resets once it has run for a while)."""
-    return float(min(cap_s, base_s * (2 ** max(0, crashes_in_a_row - 1))))
+    return float(min(cap_s, base_s * (2.0 ** min(max(0, crashes_in_a_row - 1), 64))))
 
 
 @dataclass

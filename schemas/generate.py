@@ -55,7 +55,7 @@ def asyncapi() -> dict[str, Any]:
             "version": "1",
             "description": "Every pipeline event, on NATS JetStream stream "
             f"{streams.EVENTS_STREAM}. Nats-Msg-Id is the event_id.",
-        },  # fmt: skip
+        },
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,

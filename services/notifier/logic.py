@@ -15,7 +15,8 @@ def branch_name(incident_id: uuid.UUID) -> str:
 
 def pr_title(fix: FixApprovedPayload) -> str:
     d = fix.fix.diagnosis
-    base = d.title or fix.fix.commit_message.splitlines()[0]
+    lines = fix.fix.commit_message.strip().splitlines()
+    base = d.title or (lines[0] if lines else f"revert for {fix.fix.repo}")
     return f"fix: {base}"[:200]
 
 

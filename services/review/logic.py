@@ -32,7 +32,7 @@ def is_protected(path: str, patterns: tuple[str, ...]) -> bool:
         p = pattern.rstrip("/")
         if fnmatch.fnmatch(path, pattern) or path == p or path.startswith(p + "/"):
             return True
-        if pattern.endswith("/**") and path.startswith(pattern[:-3]):
+        if pattern.endswith("/**") and path.startswith(pattern[:-2]):
             return True
     return False
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pagerpatch.stacktrace import parse_trace
-
 from schemas.events import AlertReceivedPayload, Severity
 
 _VOLATILE = [
@@ -16,7 +15,7 @@ _VOLATILE = [
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
     (re.compile(r"\b[0-9a-f]{12,}\b", re.I), "<hex>"),
     (re.compile(r"\d+(\.\d+)?"), "<n>"),
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
+    (re.compile(r"(?<!\w)'[^']*'|\"[^\"]*\""), "<str>"),
     (re.compile(r"\s+"), " "),
 ]
 

@@ -49,8 +49,8 @@ class System:
         return done
 
     def post_alert(self, alert: dict[str, Any], delivery: str) -> httpx.Response:
-        return httpx.post(f"{self.ingest_url}/webhooks/generic", json=alert, headers={"x-pagerpatch-delivery": delivery},
-                          timeout=30)  # fmt: skip
+        headers = {"x-pagerpatch-delivery": delivery}
+        return httpx.post(f"{self.ingest_url}/webhooks/generic", json=alert, headers=headers, timeout=30)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

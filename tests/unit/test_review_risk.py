@@ -1,0 +1,166 @@
+"""Review risk rules: protected paths, the assessment table and the approval threshold (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.events import RiskAssessment, RiskLevel
+from services.review.logic import FixFacts, RiskPolicy, assess, is_protected, needs_approval
+
+PATTERNS = ("deploy/**", "*.sql", "infra/", "Dockerfile", "secrets")
+
+
+@pytest.mark.parametrize(
+    ("path", "protected"),
+    [
+        ("deploy/helm/values.yaml", True),
+        ("deploy/x", True),
+        ("migrations/0001_init.sql", True),
+        ("schema.sql", True),
+        ("infra/main.tf", True),
+        ("infra/modules/net/vpc.tf", True),
+        ("Dockerfile", True),
+        ("secrets/prod.env", True),  # a bare folder name protects what sits under it
+        ("src/deploy_helpers.py", False),
+        ("infrastructure/main.tf", False),
+        ("app/Dockerfile.dev", False),
+        ("schema.sql.bak", False),
+        ("secretsmanager.py", False),
+        ("src/app.py", False),
+    ],
+)
+def test_is_protected(path: str, protected: bool) -> None:
+    assert is_protected(path, PATTERNS) is protected
+
+
+@pytest.mark.parametrize(
+    ("path", "patterns", "protected"),
+    [
+        ("deploy/a.yaml", (), False),
+        ("deploy/a.yaml", ("deploy",), True),
+        ("deploy/a.yaml", ("deploy/",), True),
+        ("deploy/a.yaml", ("deploy/*",), True),
+        ("ci/pipeline.yml", ("*.sql", "ci/**"), True),
+        ("src/pricing.py", ("src/pricing.py",), True),
+        ("src/pricing_test.py", ("src/pricing.py",), False),
+    ],
+)
+def test_is_protected_pattern_forms(path: str, patterns: tuple[str, ...], protected: bool) -> None:
+    assert is_protected(path, patterns) is protected
+
+
+@pytest.mark.parametrize("path", ["deployment.py", "deploy.py", "deploy_notes.md"])
+def test_double_star_glob_does_not_protect_sibling_names(path: str) -> None:
+    assert is_protected(path, ("deploy/**",)) is False
+
+
+# ---------------------------------------------------------------- assess
+
+POLICY = RiskPolicy(protected_paths=("deploy/**", "*.sql"), max_diff_lines=400, max_files=10)
+
+
+def facts(files: int | tuple[str, ...] = 1, added: int = 3, removed: int = 2, passed: bool = True) -> FixFacts:
+    names = files if isinstance(files, tuple) else tuple(f"src/m{i}.py" for i in range(files))
+    return FixFacts(files=names, lines_added=added, lines_removed=removed, tests_passed=passed)
+
+
+@pytest.mark.parametrize(
+    ("fix", "level", "score", "reason_part"),
+    [
+        (facts(), RiskLevel.LOW, 0, "small change (5 lines in 1 file(s)), tests passed"),
+        (facts(passed=False), RiskLevel.CRITICAL, 100, "tests did not pass"),
+        (facts(files=0, added=0, removed=0), RiskLevel.CRITICAL, 100, "changes no file"),
+        (facts(files=("deploy/app.yaml",)), RiskLevel.HIGH, 50, "touches protected path(s): deploy/app.yaml"),
+        (facts(files=("db/0002_add.sql",)), RiskLevel.HIGH, 50, "protected path(s): db/0002_add.sql"),
+        (facts(added=300, removed=101), RiskLevel.HIGH, 40, "diff of 401 lines exceeds the limit of 400"),
+        (facts(added=300, removed=100), RiskLevel.MEDIUM, 20, "diff of 400 lines is over half the limit"),
+        (facts(added=201, removed=0), RiskLevel.MEDIUM, 20, "diff of 201 lines is over half the limit"),
+        (facts(added=200, removed=0), RiskLevel.LOW, 0, "small change (200 lines in 1 file(s))"),
+        (facts(files=11), RiskLevel.HIGH, 40, "11 files changed (limit 10)"),
+        (facts(files=10), RiskLevel.MEDIUM, 15, "10 files changed"),
+        (facts(files=6), RiskLevel.MEDIUM, 15, "6 files changed"),
+        (facts(files=5), RiskLevel.LOW, 0, "small change (5 lines in 5 file(s))"),
+    ],
+)
+def test_assess_single_rules(fix: FixFacts, level: RiskLevel, score: int, reason_part: str) -> None:
+    risk = assess(fix, POLICY)
+    assert risk.level == level
+    assert risk.score == score
+    assert len(risk.reasons) == 1
+    assert reason_part in risk.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("fix", "level", "score", "n_reasons"),
+    [
+        # level is the max over rules, scores add up
+        (facts(files=("deploy/a.yaml",), added=250, removed=0), RiskLevel.HIGH, 50 + 20, 2),
+        (facts(files=6, added=250, removed=0), RiskLevel.MEDIUM, 20 + 15, 2),
+        (facts(files=11, added=500, removed=0), RiskLevel.HIGH, 40 + 40, 2),
+        (facts(files=("deploy/a.yaml",), passed=False), RiskLevel.CRITICAL, 100 + 50, 2),
+        (facts(files=0, added=0, removed=0, passed=False), RiskLevel.CRITICAL, 200, 2),
+        (
+            facts(files=(*[f"deploy/f{i}.yaml" for i in range(11)],), added=900, removed=0, passed=False),
+            RiskLevel.CRITICAL,
+            100 + 50 + 40 + 40,
+            4,
+        ),
+    ],
+)
+def test_assess_combines_rules(fix: FixFacts, level: RiskLevel, score: int, n_reasons: int) -> None:
+    risk = assess(fix, POLICY)
+    assert risk.level == level
+    assert risk.score == score
+    assert len(risk.reasons) == n_reasons
+    assert not any(r.startswith("small change") for r in risk.reasons)
+
+
+def test_protected_reason_lists_only_protected_files_at_most_five() -> None:
+    files = ("src/ok.py", *[f"deploy/f{i}.yaml" for i in range(7)])
+    risk = assess(facts(files=files), POLICY)
+    (reason,) = [r for r in risk.reasons if "protected" in r]
+    assert reason == "touches protected path(s): " + ", ".join(f"deploy/f{i}.yaml" for i in range(5))
+
+
+@pytest.mark.parametrize(
+    ("policy", "fix", "level"),
+    [
+        (RiskPolicy(max_diff_lines=10), facts(added=11, removed=0), RiskLevel.HIGH),
+        (RiskPolicy(max_diff_lines=10), facts(added=6, removed=0), RiskLevel.MEDIUM),
+        (RiskPolicy(max_diff_lines=10), facts(added=5, removed=0), RiskLevel.LOW),
+        (RiskPolicy(max_files=2), facts(files=3), RiskLevel.HIGH),
+        (RiskPolicy(max_files=2), facts(files=2), RiskLevel.MEDIUM),
+        (RiskPolicy(max_files=1), facts(files=1), RiskLevel.LOW),  # "over half" never below 1 file
+        (RiskPolicy(protected_paths=()), facts(files=("deploy/a.yaml",)), RiskLevel.LOW),
+    ],
+)
+def test_assess_uses_policy_limits(policy: RiskPolicy, fix: FixFacts, level: RiskLevel) -> None:
+    assert assess(fix, policy).level == level
+
+
+# ---------------------------------------------------------------- needs_approval
+
+
+@pytest.mark.parametrize(
+    ("level", "threshold", "needed"),
+    [
+        (RiskLevel.LOW, RiskLevel.HIGH, False),
+        (RiskLevel.MEDIUM, RiskLevel.HIGH, False),
+        (RiskLevel.HIGH, RiskLevel.HIGH, True),
+        (RiskLevel.CRITICAL, RiskLevel.HIGH, True),
+        (RiskLevel.LOW, RiskLevel.LOW, True),
+        (RiskLevel.MEDIUM, RiskLevel.MEDIUM, True),
+        (RiskLevel.LOW, RiskLevel.MEDIUM, False),
+        (RiskLevel.HIGH, RiskLevel.CRITICAL, False),
+        (RiskLevel.CRITICAL, RiskLevel.CRITICAL, True),
+    ],
+)
+def test_needs_approval(level: RiskLevel, threshold: RiskLevel, needed: bool) -> None:
+    risk = RiskAssessment(level=level, score=0, reasons=[])
+    assert needs_approval(risk, RiskPolicy(approval_threshold=threshold)) is needed
+
+
+def test_default_policy_needs_approval_for_protected_but_not_small() -> None:
+    policy = RiskPolicy(protected_paths=("deploy/**",))
+    assert needs_approval(assess(facts(files=("deploy/a.yaml",)), policy), policy) is True
+    assert needs_approval(assess(facts(), policy), policy) is False
