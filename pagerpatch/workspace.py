@@ -240,12 +240,19 @@ def blame_line(path: Path, file: str, line: int, rev: str = "HEAD") -> BlameInfo
 
 def log_line_history(path: Path, file: str, line: int, rev: str = "HEAD", max_count: int = 10) -> list[CommitInfo]:
     """Commits that touched `file:line` (as numbered at `rev`), newest first (`git log -L n,n:file`)."""
+    return log_range_history(path, file, line, line, rev, max_count)
+
+
+def log_range_history(
+    path: Path, file: str, start: int, end: int, rev: str = "HEAD", max_count: int = 10
+) -> list[CommitInfo]:
+    """Commits that touched lines `start`..`end` of `file` (as numbered at `rev`), newest first (`git log -L`)."""
     out = _git(
         path,
         "log",
         f"--max-count={max_count}",
         f"--format={_RECORD}{_COMMIT_FORMAT}",
-        f"-L{line},{line}:{file}",
+        f"-L{start},{end}:{file}",
         rev,
     )
     # -L always appends the line's diff; only our record-separated header lines are commits.
