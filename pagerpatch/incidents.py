@@ -69,13 +69,16 @@ async def record(pool: asyncpg.Pool | asyncpg.Connection, events: Sequence[Event
             continue
         new = next_state(current, e.type)
         if new != current:
+            terminal = new in TERMINAL
             await pool.execute(
                 """UPDATE incidents SET state = $2, updated_at = now(),
-                       closed_at = CASE WHEN $2 = ANY($3::text[]) THEN now() ELSE closed_at END
+                       closed_at = CASE WHEN $3 THEN now() ELSE closed_at END,
+                       outcome = CASE WHEN $3 THEN $4 ELSE outcome END
                    WHERE id = $1""",
                 e.incident_id,
                 new,
-                sorted(TERMINAL),
+                terminal,
+                f"{e.type}: {summarize(e)}" if terminal else None,
             )
 
 
