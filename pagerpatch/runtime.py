@@ -388,6 +388,16 @@ async def stop_service(running: RunningService) -> None:
     await running.pool.close()
 
 
+def service_main(service: Service[Any], make_deps: Callable[[Settings], Any]) -> None:
+    """A service process's `main()`: settings, logging, then run until stopped."""
+    from pagerpatch.logs import setup_logging
+    from pagerpatch.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(service.name, settings.log_level)
+    run_service(service, settings, make_deps)
+
+
 def run_service(service: Service[Any], settings: Settings, make_deps: Callable[[Settings], Any]) -> None:
     """Process entry point: run until SIGTERM/SIGINT, then stop cleanly."""
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pagerpatch.logs import setup_logging
-from pagerpatch.runtime import Service, run_service
-from pagerpatch.settings import get_settings
+from pagerpatch.runtime import Service, service_main
 from pagerpatch.workspace import Workspaces
 from services.diagnosis.handlers import service
 from services.diagnosis.settings import make_workspaces
@@ -15,6 +13,4 @@ def create_service() -> Service[Workspaces]:
 
 
 def main() -> None:
-    settings = get_settings()
-    setup_logging("diagnosis", settings.log_level)
-    run_service(create_service(), settings, make_workspaces)
+    service_main(create_service(), make_workspaces)

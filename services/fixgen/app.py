@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pagerpatch.logs import setup_logging
-from pagerpatch.runtime import Service, run_service
-from pagerpatch.settings import get_settings
+from pagerpatch.runtime import Service, service_main
 from services.fixgen.handlers import service
 from services.fixgen.settings import FixgenDeps, make_deps
 
@@ -14,6 +12,4 @@ def create_service() -> Service[FixgenDeps]:
 
 
 def main() -> None:
-    settings = get_settings()
-    setup_logging("fixgen", settings.log_level)
-    run_service(create_service(), settings, make_deps)
+    service_main(create_service(), make_deps)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pagerpatch.logs import setup_logging
-from pagerpatch.runtime import Service, run_service
-from pagerpatch.settings import get_settings
+from pagerpatch.runtime import Service, service_main
 from services.triage.handlers import service
 from services.triage.settings import TriageConfig
 
@@ -14,6 +12,4 @@ def create_service() -> Service[TriageConfig]:
 
 
 def main() -> None:
-    settings = get_settings()
-    setup_logging("triage", settings.log_level)
-    run_service(create_service(), settings, TriageConfig.from_settings)
+    service_main(create_service(), TriageConfig.from_settings)
