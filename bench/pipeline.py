@@ -32,8 +32,7 @@ from pagerpatch.settings import RepoConfig, Settings
 async def one_run(stack: Stack, home: Path, i: int) -> tuple[float, float]:
     demo = await asyncio.to_thread(build_demo_repo, home / "bench" / f"shopcart-{i}")
     service = f"checkout-bench-{i}"
-    conn = await store.connect(stack.embedded.database_url)
-    try:
+    async with store.connection(stack.embedded.database_url) as conn:
         await repos.register(conn, RepoConfig(name=f"bench-{i}", path=str(demo.path), services=[service]))
         alert = demo_alert(demo) | {"service": service}
         t0 = time.monotonic()
@@ -54,8 +53,6 @@ async def one_run(stack: Stack, home: Path, i: int) -> tuple[float, float]:
                WHERE incident_id = $1 AND stage = 'fixgen'""",
             incident,
         )
-    finally:
-        await conn.close()
     return total, float(tests or 0.0)
 
 

@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry.trace import TracerProvider
 
 from pagerpatch.settings import BusSettings
-from schemas import streams
+from schemas import streams, subjects
 from schemas.codec import encode
 from schemas.envelope import Event
 from schemas.streams import ConsumerDef, StreamDef
@@ -125,8 +125,6 @@ def consumer_config(c: ConsumerDef) -> ConsumerConfig:
 
 def advisory_consumer_config(c: ConsumerDef) -> ConsumerConfig:
     """The recorder of `c`'s max-deliveries advisories (read by the service that owns `c`)."""
-    from schemas import subjects
-
     name = c.durable + streams.ADVISORY_DURABLE_SUFFIX
     return ConsumerConfig(
         durable_name=name,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import httpx
 import typer
 from rich.console import Console
@@ -15,6 +17,8 @@ from rich.table import Table
 
 from pagerpatch import bus, deadletter, endpoints, incidents, store
 from pagerpatch.settings import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(help="pagerpatch: production alerts into tested, reviewed pull requests.", no_args_is_help=True)
 bus_app = typer.Typer(help="The event bus.", no_args_is_help=True)
@@ -48,6 +52,17 @@ def _endpoints(settings: Settings) -> endpoints.Endpoints:
     except endpoints.NotRunning as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+
+
+def _with_db(settings: Settings, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `fn` on one connection to the running system's database."""
+    ep = _endpoints(settings)
+
+    async def go() -> T:
+        async with store.connection(ep.database_url) as conn:
+            return await fn(conn)
+
+    return asyncio.run(go())
 
 
 # ------------------------------------------------------------------ up
@@ -144,17 +159,7 @@ def _summary(data: dict[str, Any]) -> str:
 @dlq_app.command("list")
 def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50) -> None:
     """Dead letters: poison input and messages that exhausted max_deliver, with the reason."""
-    settings = _settings()
-    ep = _endpoints(settings)
-
-    async def fetch() -> list[deadletter.DeadLetter]:
-        conn = await store.connect(ep.database_url)
-        try:
-            return await deadletter.list_dead_letters(conn, limit)
-        finally:
-            await conn.close()
-
-    rows = asyncio.run(fetch())
+    rows = _with_db(_settings(), lambda conn: deadletter.list_dead_letters(conn, limit))
     if not rows:
         console.print("no dead letters")
         return
@@ -200,14 +205,11 @@ def _decide(incident: str, decision: str, reason: str, by: str) -> None:
     ep = _endpoints(settings)
 
     async def go() -> str:
-        conn = await store.connect(ep.database_url)
-        try:
+        async with store.connection(ep.database_url) as conn:
             inc = await incidents.find(conn, incident)
             if inc is None:
                 return f"no incident matches {incident!r}"
             status = await conn.fetchval("SELECT status FROM approvals WHERE incident_id = $1", inc.id)
-        finally:
-            await conn.close()
         if status is None:
             return f"incident {inc.id} is not waiting for approval (state: {inc.state})"
         if status != "pending":
@@ -264,17 +266,7 @@ def reject(
 @incidents_app.command("list")
 def incidents_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50) -> None:
     """Incidents and their state."""
-    settings = _settings()
-    ep = _endpoints(settings)
-
-    async def fetch() -> list[incidents.IncidentView]:
-        conn = await store.connect(ep.database_url)
-        try:
-            return await incidents.list_recent(conn, limit)
-        finally:
-            await conn.close()
-
-    rows = asyncio.run(fetch())
+    rows = _with_db(_settings(), lambda conn: incidents.list_recent(conn, limit))
     if not rows:
         console.print("no incidents")
         return
@@ -287,23 +279,17 @@ def incidents_list(limit: Annotated[int, typer.Option(help="How many, newest fir
 @incidents_app.command("show")
 def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id (or unambiguous prefix).")]) -> None:
     """State, reasons and the event timeline of one incident."""
-    settings = _settings()
-    ep = _endpoints(settings)
 
-    async def fetch() -> tuple[incidents.IncidentView | None, list[dict[str, Any]], dict[str, Any] | None]:
-        conn = await store.connect(ep.database_url)
-        try:
-            inc = await incidents.find(conn, incident)
-            if inc is None:
-                return None, [], None
-            pr = await conn.fetchrow(
-                "SELECT branch, url, head_commit FROM pull_requests WHERE incident_id = $1", inc.id
-            )
-            return inc, await incidents.timeline(conn, inc.id), dict(pr) if pr else None
-        finally:
-            await conn.close()
+    async def fetch(
+        conn: asyncpg.Connection,
+    ) -> tuple[incidents.IncidentView | None, list[dict[str, Any]], dict[str, Any] | None]:
+        inc = await incidents.find(conn, incident)
+        if inc is None:
+            return None, [], None
+        pr = await conn.fetchrow("SELECT branch, url, head_commit FROM pull_requests WHERE incident_id = $1", inc.id)
+        return inc, await incidents.timeline(conn, inc.id), dict(pr) if pr else None
 
-    inc, events, pr = asyncio.run(fetch())
+    inc, events, pr = _with_db(_settings(), fetch)
     if inc is None:
         err.print(f"[red]no incident matches {incident!r}[/red]")
         raise typer.Exit(1)
@@ -345,16 +331,7 @@ def repos_add(
     except ValidationError as exc:
         err.print(f"[red]invalid repository: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}[/red]")
         raise typer.Exit(2) from None
-    ep = _endpoints(_settings())
-
-    async def go() -> None:
-        conn = await store.connect(ep.database_url)
-        try:
-            await repos.register(conn, repo)
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
+    _with_db(_settings(), lambda conn: repos.register(conn, repo))
     console.print(f"registered {name}")
 
 
@@ -362,20 +339,10 @@ def repos_add(
 def repos_list() -> None:
     """Repositories from config and those registered at run time."""
     from pagerpatch import repos
-    from pagerpatch.settings import RepoConfig
 
     settings = _settings()
-    ep = _endpoints(settings)
-
-    async def go() -> list[RepoConfig]:
-        conn = await store.connect(ep.database_url)
-        try:
-            return await repos.all_repos(settings, conn)
-        finally:
-            await conn.close()
-
     table = Table("name", "location", "branch", "services", "test command")
-    for r in asyncio.run(go()):
+    for r in _with_db(settings, lambda conn: repos.all_repos(settings, conn)):
         table.add_row(r.name, r.path or r.url or "", r.default_branch, ",".join(r.services), r.test_command)
     console.print(table)
 

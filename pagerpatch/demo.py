@@ -63,11 +63,8 @@ async def _scenario(settings: Settings, ep: endpoints.Endpoints, timeout_s: floa
         marker = "  <- the regression" if c.sha == demo.bad_commit else ""
         _say(f"   {c.sha[:10]} {c.subject}{marker}")
     repo = RepoConfig(name=DEMO_REPO, path=str(dest), services=["checkout"], test_command="python -m pytest -q")
-    conn = await store.connect(ep.database_url)
-    try:
+    async with store.connection(ep.database_url) as conn:
         await repos.register(conn, repo)
-    finally:
-        await conn.close()
     _say(f"== registered repository {DEMO_REPO!r} for service 'checkout'")
     alert = demo_alert(demo)
     _say(f"== production alert: {alert['title']}")
@@ -88,8 +85,7 @@ async def _follow(ep: endpoints.Endpoints, alert_event: uuid.UUID, timeout_s: fl
     deadline = time.monotonic() + timeout_s
     shown: set[Any] = set()
     started = time.monotonic()
-    conn = await store.connect(ep.database_url)
-    try:
+    async with store.connection(ep.database_url) as conn:
         state = ""
         while time.monotonic() < deadline:
             for e in await incidents.timeline(conn, incident_id):
@@ -107,8 +103,6 @@ async def _follow(ep: endpoints.Endpoints, alert_event: uuid.UUID, timeout_s: fl
                 _say(f"   it waits for a human: pagerpatch approve {incident_id}")
             return 1
         pr = await conn.fetchrow("SELECT * FROM pull_requests WHERE incident_id = $1", incident_id)
-    finally:
-        await conn.close()
     remote = pr["url"].removeprefix("file://").split("?")[0]
     show = ["git", "--git-dir", remote, "show", "--stat", "--patch", "--format=%h %s%n%n%b", pr["branch"]]
     done = await asyncio.to_thread(subprocess.run, show, capture_output=True, text=True, check=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pagerpatch.workspace import _git
+from pagerpatch.workspace import git
 
 DEMO_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "demo-service"
 DEPLOY_PREFIX = "/srv/app/"
@@ -180,7 +180,7 @@ def build_demo_repo(dest: Path, source: Path = DEMO_SOURCE) -> DemoRepo:
         raise DemoBuildError(f"{dest} is not empty")
     good = _read_tree(source)
     dest.mkdir(parents=True, exist_ok=True)
-    _git(dest, "init", "--quiet", "--initial-branch=main", env=_hermetic_env(ALICE, _IMPORT_DATE))
+    git(dest, "init", "--quiet", "--initial-branch=main", env=_hermetic_env(ALICE, _IMPORT_DATE))
 
     history: list[DemoCommit] = []
     initial_files = tuple(sorted(f for f in good if f not in _LATER_FILES))
@@ -268,9 +268,9 @@ def _commit(repo: Path, good: dict[str, str], step: _Step) -> DemoCommit:
         with target.open("w", encoding="utf-8", newline="") as handle:
             handle.write(edited.get(rel, good[rel]))
     env = _hermetic_env(step.author, step.date)
-    _git(repo, "add", "--all", "--", *step.files, env=env)
-    _git(repo, "commit", "--quiet", "--no-verify", "--message", step.message, env=env)
-    sha = _git(repo, "rev-parse", "HEAD", env=env).strip()
+    git(repo, "add", "--all", "--", *step.files, env=env)
+    git(repo, "commit", "--quiet", "--no-verify", "--message", step.message, env=env)
+    sha = git(repo, "rev-parse", "HEAD", env=env).strip()
     return DemoCommit(sha=sha, subject=step.message.splitlines()[0], author=step.author.name)
 
 

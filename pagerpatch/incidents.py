@@ -47,30 +47,33 @@ def summarize(event: Event[Any]) -> str:
     return ""
 
 
-async def record(pool: asyncpg.Pool | asyncpg.Connection, events: Sequence[Event[Any]]) -> None:
-    """Add events to their incidents' timelines and move each incident's state forward."""
-    for e in events:
-        if e.incident_id is None:
-            continue
-        inserted = await pool.fetchval(
-            """INSERT INTO incident_events (event_id, incident_id, type, source, occurred_at, summary)
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING RETURNING 1""",
-            e.event_id,
-            e.incident_id,
-            e.type,
-            e.source,
-            e.occurred_at,
-            summarize(e),
-        )
-        if not inserted or e.type not in STATE_AFTER:
-            continue
-        current = await pool.fetchval("SELECT state FROM incidents WHERE id = $1", e.incident_id)
-        if current is None:
-            continue
-        new = next_state(current, e.type)
-        if new != current:
+async def record(pool: asyncpg.Pool, events: Sequence[Event[Any]]) -> None:
+    """Add events to their incidents' timelines and move each incident's state forward (one transaction)."""
+    tracked = [e for e in events if e.incident_id is not None]
+    if not tracked:
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        for e in tracked:
+            inserted = await conn.fetchval(
+                """INSERT INTO incident_events (event_id, incident_id, type, source, occurred_at, summary)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING RETURNING 1""",
+                e.event_id,
+                e.incident_id,
+                e.type,
+                e.source,
+                e.occurred_at,
+                summarize(e),
+            )
+            if not inserted or e.type not in STATE_AFTER:
+                continue
+            current = await conn.fetchval("SELECT state FROM incidents WHERE id = $1 FOR UPDATE", e.incident_id)
+            if current is None:
+                continue
+            new = next_state(current, e.type)
+            if new == current:
+                continue
             terminal = new in TERMINAL
-            await pool.execute(
+            await conn.execute(
                 """UPDATE incidents SET state = $2, updated_at = now(),
                        closed_at = CASE WHEN $3 THEN now() ELSE closed_at END,
                        outcome = CASE WHEN $3 THEN $4 ELSE outcome END

@@ -34,17 +34,11 @@ async def get(settings: Settings, conn: asyncpg.Pool | asyncpg.Connection, name:
 
 
 async def for_service(settings: Settings, conn: asyncpg.Pool | asyncpg.Connection, service: str) -> RepoConfig | None:
-    """The repository that serves `service`: the service catalog, then `services:` lists, config first."""
-    found = settings.repo_for_service(service)
-    if found is not None:
-        return found
+    """The repository that serves `service`: its service-catalog entry, else the first whose `services` lists it."""
     entry = settings.service_catalog.get(service)
     if entry and entry.repo:
         return await get(settings, conn, entry.repo)
-    for repo in await registered(conn):
-        if service in repo.services:
-            return repo
-    return None
+    return next((r for r in await all_repos(settings, conn) if service in r.services), None)
 
 
 async def all_repos(settings: Settings, conn: asyncpg.Pool | asyncpg.Connection) -> list[RepoConfig]:

@@ -61,13 +61,7 @@ class StageContext(Generic[D]):
     pool: asyncpg.Pool
     breakers: Breakers
     deps: D
-    message: NatsMessage | None = None
-    attempt: int = 1
-
-    async def progress(self) -> None:
-        """Tell the server this message is still being worked on (resets its ack timer)."""
-        if self.message is not None:
-            await self.message.in_progress()
+    attempt: int = 1  # this delivery's number (progress is reported by the runtime's heartbeat)
 
 
 @dataclass
@@ -154,20 +148,16 @@ class StageRunner:
             await msg.ack()
             return
 
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
             outputs = await self._handle(event, msg, deliveries)
         except Poison as exc:
-            heartbeat.cancel()
             await self.checkpoints.dead(event.event_id, str(exc))
             await self._poison(msg, seq, deliveries, str(exc))
             return
         except _Stop as exc:
-            heartbeat.cancel()
             await msg.nack(delay=exc.delay)
             return
         except Exception as exc:
-            heartbeat.cancel()
             log.exception(
                 "%s: handling %s failed (delivery %d of %d)",
                 self.consumer.durable,
@@ -179,8 +169,6 @@ class StageRunner:
             delay = retry_delay(deliveries, self.settings.bus.retry_base_s, self.settings.bus.retry_cap_s)
             await msg.nack(delay=delay)
             return
-        finally:
-            heartbeat.cancel()
 
         stored = await self.checkpoints.finish(event, outputs)
         await incidents.record(self.pool, [event, *outputs])
@@ -197,9 +185,15 @@ class StageRunner:
             pool=self.pool,
             breakers=self.breakers,
             deps=self.deps,
-            message=msg,
             attempt=deliveries,
         )
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            return await self._retry_transient(event, ctx)
+        finally:
+            heartbeat.cancel()
+
+    async def _retry_transient(self, event: Event[Any], ctx: StageContext[Any]) -> Sequence[Event[Any]]:
         while True:
             try:
                 return await self.reg.handler(event, ctx)

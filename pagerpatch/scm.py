@@ -6,20 +6,13 @@ retry produces the very same commit sha, and a branch already at that sha is lef
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from pagerpatch.settings import RepoConfig
-
-BOT_NAME = "pagerpatch"
-BOT_EMAIL = "pagerpatch@localhost"
-
-
-class ScmError(Exception):
-    pass
+from pagerpatch.workspace import GitIdentity, git
 
 
 @dataclass(frozen=True)
@@ -31,23 +24,12 @@ class PushedBranch:
     already_there: bool
 
 
-def _git(cwd: Path | None, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
-    cmd = ["git", "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", "-c", "commit.gpgsign=false",
-           *args]  # fmt: skip
-    base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "GIT_TERMINAL_PROMPT": "0", "LANG": "C"}
-    proc = subprocess.run(
-        cmd, cwd=cwd, env={**base_env, **(env or {})}, input=stdin, capture_output=True, text=True, timeout=120
-    )
-    if proc.returncode != 0:
-        raise ScmError(f"git {' '.join(args[:3])} failed: {proc.stderr.strip()[:2000]}")
-    return proc.stdout.strip()
-
-
 class LocalGitScm:
     """Pull requests as branches pushed to a bare repository on this machine (records live in Postgres)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, identity: GitIdentity | None = None) -> None:
         self.root = state_dir / "scm"
+        self.identity = identity or GitIdentity()
 
     def remote_for(self, repo: RepoConfig) -> Path:
         return Path(repo.remote) if repo.remote else self.root / "remotes" / f"{repo.name}.git"
@@ -56,7 +38,7 @@ class LocalGitScm:
         remote = self.remote_for(repo)
         if not (remote / "HEAD").exists():
             remote.parent.mkdir(parents=True, exist_ok=True)
-            _git(None, "clone", "--quiet", "--bare", repo.location(), str(remote))
+            git(remote.parent, "clone", "--quiet", "--bare", repo.location(), str(remote))
         return remote
 
     def push_fix(
@@ -73,18 +55,21 @@ class LocalGitScm:
         remote = self.ensure_remote(repo)
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S%z")
         env = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        ident = self.identity.config_args()
         with tempfile.TemporaryDirectory(prefix="pagerpatch-pr-") as tmp:
             work = Path(tmp) / "work"
-            _git(None, "init", "--quiet", str(work))
-            _git(work, "fetch", "--quiet", repo.location(), "+refs/heads/*:refs/remotes/source/*")
-            _git(work, "checkout", "--quiet", "--detach", base_commit)
-            _git(work, "apply", "--index", "--whitespace=nowarn", "-", stdin=patch)
-            _git(work, "commit", "--quiet", "--no-verify", "-m", message, env=env)
-            head = _git(work, "rev-parse", "HEAD")
-            existing = _git(work, "ls-remote", str(remote), f"refs/heads/{branch}")
+            patch_file = Path(tmp) / "fix.patch"
+            patch_file.write_text(patch)
+            git(Path(tmp), "init", "--quiet", str(work))
+            git(work, "fetch", "--quiet", repo.location(), "+refs/heads/*:refs/remotes/source/*")
+            git(work, "checkout", "--quiet", "--detach", base_commit)
+            git(work, "apply", "--index", "--whitespace=nowarn", str(patch_file))
+            git(work, *ident, "commit", "--quiet", "--no-verify", "-m", message, env=env)
+            head = git(work, "rev-parse", "HEAD").strip()
+            existing = git(work, "ls-remote", str(remote), f"refs/heads/{branch}").strip()
             current = existing.split()[0] if existing else ""
             if current != head:
-                _git(work, "push", "--quiet", "--force", str(remote), f"HEAD:refs/heads/{branch}")
+                git(work, "push", "--quiet", "--force", str(remote), f"HEAD:refs/heads/{branch}")
         return PushedBranch(
             remote=str(remote),
             branch=branch,
@@ -92,10 +77,3 @@ class LocalGitScm:
             url=f"file://{remote}?branch={branch}",
             already_there=current == head,
         )
-
-    def branch_head(self, repo: RepoConfig, branch: str) -> str | None:
-        remote = self.remote_for(repo)
-        if not remote.exists():
-            return None
-        out = _git(None, "ls-remote", str(remote), f"refs/heads/{branch}")
-        return out.split()[0] if out else None

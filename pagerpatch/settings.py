@@ -41,8 +41,6 @@ class BusSettings(_Strict):
     # Overrides of schemas/streams.py definitions by durable name ("*" applies to all).
     consumers: dict[str, ConsumerOverride] = Field(default_factory=dict)
     duplicate_window_s: float = Field(default=120.0, gt=0)
-    # Production durability: see CONVENTIONS.md (Jepsen found acknowledged writes lost under lazy sync).
-    sync_always: bool = False
     replicas: int = Field(default=1, ge=1, le=5)
     # Delay before a failed message is offered again: base * 2^(deliveries-1), capped.
     retry_base_s: float = Field(default=1.0, ge=0)
@@ -61,11 +59,6 @@ class RepoConfig(_Strict):
     test_command: str = "python -m pytest -q"
     services: list[str] = Field(default_factory=list)
     remote: str | None = None  # where pull requests go; default: a local bare remote under PAGERPATCH_HOME
-
-    @field_validator("url")
-    @classmethod
-    def _one_location(cls, v: str | None) -> str | None:
-        return v
 
     def location(self) -> str:
         loc = self.path or self.url
@@ -117,7 +110,6 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default=Path(".pagerpatch"))
-    config_file: Path | None = None
     nats_url: str | None = Field(default=None, validation_alias=AliasChoices("NATS_URL", "PAGERPATCH_NATS_URL"))
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "PAGERPATCH_DATABASE_URL")
@@ -163,17 +155,6 @@ class Settings(BaseSettings):
                 return r
         raise KeyError(name)
 
-    def repo_for_service(self, service: str) -> RepoConfig | None:
-        entry = self.service_catalog.get(service)
-        if entry and entry.repo:
-            try:
-                return self.repo(entry.repo)
-            except KeyError:
-                return None
-        for r in self.repos:
-            if service in r.services:
-                return r
-        return self.repos[0] if len(self.repos) == 1 and not self.repos[0].services else None
 
 
 def config_path() -> Path | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -46,6 +47,16 @@ async def connect(dsn: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
+
+
+@contextlib.asynccontextmanager
+async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """One short-lived connection (CLI commands, tools), closed on exit."""
+    conn = await connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def migrate(dsn: str, migrations: Sequence[Migration] | None = None) -> list[str]:

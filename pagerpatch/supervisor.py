@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SERVICES: tuple[str, ...] = ("ingest", "triage", "diagnosis", "fixgen", "review", "notifier")
 
@@ -27,7 +27,6 @@ class Child:
     restarts: int = 0
     crashes_in_a_row: int = 0
     started_at: float = 0.0
-    pids: list[int] = field(default_factory=list)
 
 
 class Supervisor:
@@ -62,7 +61,6 @@ class Supervisor:
             start_new_session=True,
         )
         child.proc = proc
-        child.pids.append(proc.pid)
         child.started_at = time.monotonic()
         return proc
 
@@ -90,9 +88,6 @@ class Supervisor:
             self.write(f"[{child.name:<{self._width}}] exited with {code}; restarting in {delay:.1f}s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-
-    def running(self) -> dict[str, int | None]:
-        return {c.name: (c.proc.pid if c.proc and c.proc.returncode is None else None) for c in self.children}
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM every child, wait, then SIGKILL what is left; leaves no process behind."""

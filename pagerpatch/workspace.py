@@ -1,6 +1,6 @@
 """Git workspaces: a cached clone per repository and detached per-incident worktrees (subprocess git only).
 
-Every git call goes through `_git`, which has a timeout, never prompts, ignores a caller's GIT_DIR and
+Every git call goes through `git`, which has a timeout, never prompts, ignores a caller's GIT_DIR and
 raises `GitError` carrying git's stderr. Paths are passed as separate arguments, so spaces are safe.
 """
 
@@ -111,7 +111,7 @@ class DiffStats:
     removed: int
 
 
-def _git(
+def git(
     cwd: Path,
     *args: str,
     env: Mapping[str, str] | None = None,
@@ -172,13 +172,13 @@ def _epoch_with_tz(epoch: str, tz: str) -> datetime:
 
 def resolve(path: Path, ref: str) -> str:
     """Full sha of the commit `ref` names in the repository at `path`."""
-    return _git(path, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").strip()
+    return git(path, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").strip()
 
 
 def commit_exists(path: Path, sha: str) -> bool:
     """True when `sha` names a commit present in the repository."""
     try:
-        _git(path, "cat-file", "-e", f"{sha}^{{commit}}")
+        git(path, "cat-file", "-e", f"{sha}^{{commit}}")
     except GitError:
         return False
     return True
@@ -186,32 +186,32 @@ def commit_exists(path: Path, sha: str) -> bool:
 
 def commit_info(path: Path, sha: str) -> CommitInfo:
     """Author, dates, parents and subject of one commit."""
-    out = _git(path, "show", "-s", f"--format={_COMMIT_FORMAT}", "--end-of-options", f"{sha}^{{commit}}")
+    out = git(path, "show", "-s", f"--format={_COMMIT_FORMAT}", "--end-of-options", f"{sha}^{{commit}}")
     return _parse_commit_record(out.rstrip("\n"))
 
 
 def commits_since(path: Path, base: str, head: str = "HEAD") -> int:
     """How many commits `head` has that `base` has not (0 when base is head)."""
-    return int(_git(path, "rev-list", "--count", f"{base}..{head}").strip())
+    return int(git(path, "rev-list", "--count", f"{base}..{head}").strip())
 
 
 def list_files(path: Path, rev: str | None = None) -> set[str]:
     """Repository-relative paths of tracked files: the index, or the tree of `rev` when given."""
     if rev is None:
-        out = _git(path, "ls-files", "-z")
+        out = git(path, "ls-files", "-z")
     else:
-        out = _git(path, "ls-tree", "-r", "-z", "--name-only", "--end-of-options", rev)
+        out = git(path, "ls-tree", "-r", "-z", "--name-only", "--end-of-options", rev)
     return {name for name in out.split("\0") if name}
 
 
 def read_file(path: Path, file: str, rev: str = "HEAD") -> str:
     """Text of `file` as committed at `rev`."""
-    return _git(path, "show", f"{rev}:{file}")
+    return git(path, "show", f"{rev}:{file}")
 
 
 def blame_line(path: Path, file: str, line: int, rev: str = "HEAD") -> BlameInfo:
     """The commit that last changed `file:line` as of `rev` (`git blame --porcelain -L n,n`)."""
-    out = _git(path, "blame", "--porcelain", "-L", f"{line},{line}", rev, "--", file)
+    out = git(path, "blame", "--porcelain", "-L", f"{line},{line}", rev, "--", file)
     lines = out.splitlines()
     if not lines:
         raise GitError(("blame", file), 0, f"no blame output for {file}:{line}")
@@ -247,7 +247,7 @@ def log_range_history(
     path: Path, file: str, start: int, end: int, rev: str = "HEAD", max_count: int = 10
 ) -> list[CommitInfo]:
     """Commits that touched lines `start`..`end` of `file` (as numbered at `rev`), newest first (`git log -L`)."""
-    out = _git(
+    out = git(
         path,
         "log",
         f"--max-count={max_count}",
@@ -338,14 +338,14 @@ def revert(path: Path, sha: str, identity: GitIdentity | None = None) -> RevertR
     ident = identity or GitIdentity()
     mainline = ("-m", "1") if len(commit_info(path, sha).parents) > 1 else ()
     try:
-        _git(path, *ident.config_args(), "revert", "--no-edit", *mainline, sha)
+        git(path, *ident.config_args(), "revert", "--no-edit", *mainline, sha)
     except GitError as exc:
         conflicted = _conflicted_files(path)
         try:
-            _git(path, "revert", "--abort")
+            git(path, "revert", "--abort")
         except GitError:
             if conflicted:  # a half-applied revert without sequencer state: put the worktree back
-                _git(path, "reset", "--hard", "HEAD")
+                git(path, "reset", "--hard", "HEAD")
         if conflicted:
             reason = f"reverting {sha[:7]} conflicts with later changes in: {', '.join(conflicted)}"
         else:
@@ -356,7 +356,7 @@ def revert(path: Path, sha: str, identity: GitIdentity | None = None) -> RevertR
 
 def _conflicted_files(path: Path) -> tuple[str, ...]:
     try:
-        out = _git(path, "diff", "--name-only", "-z", "--diff-filter=U")
+        out = git(path, "diff", "--name-only", "-z", "--diff-filter=U")
     except GitError:
         return ()
     return tuple(sorted(name for name in out.split("\0") if name))
@@ -364,7 +364,7 @@ def _conflicted_files(path: Path) -> tuple[str, ...]:
 
 def diff(path: Path, base: str, head: str = "HEAD") -> str:
     """Unified diff from `base` to `head`, as a pull request would show it."""
-    return _git(path, "diff", "--no-color", "--no-ext-diff", "--no-renames", base, head, "--")
+    return git(path, "diff", "--no-color", "--no-ext-diff", "--no-renames", base, head, "--")
 
 
 def patch_stats(patch: str) -> DiffStats:
@@ -404,7 +404,7 @@ class Workspaces:
             sha = self._resolve_or_fetch(clone, ref)
             self._discard_worktree(clone, path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _git(clone, "worktree", "add", "--force", "--detach", str(path), sha)
+            git(clone, "worktree", "add", "--force", "--detach", str(path), sha)
         return path
 
     def remove_worktree(self, path: Path) -> None:
@@ -413,7 +413,7 @@ class Workspaces:
         clone: Path | None = None
         if (path / ".git").is_file():  # a linked worktree; its common dir is the cached clone
             try:
-                clone = path / _git(path, "rev-parse", "--git-common-dir").strip()
+                clone = path / git(path, "rev-parse", "--git-common-dir").strip()
             except GitError:
                 clone = None
         if clone is not None:
@@ -432,7 +432,7 @@ class Workspaces:
         with self._locked(repo.name):
             if (dest / "HEAD").exists():
                 if fetch:
-                    _git(dest, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
+                    git(dest, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
                 return dest
             if dest.exists():  # a half-made clone from an interrupted run
                 shutil.rmtree(dest)
@@ -440,7 +440,7 @@ class Workspaces:
             if partial.exists():
                 shutil.rmtree(partial)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _git(
+            git(
                 dest.parent,
                 "clone",
                 "--mirror",
@@ -457,17 +457,17 @@ class Workspaces:
         """A sha that is already present is used as is; anything else is fetched first, so it is current."""
         if _HEX_SHA.match(ref) and commit_exists(clone, ref):
             return resolve(clone, ref)
-        _git(clone, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
+        git(clone, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
         return resolve(clone, ref)
 
     def _discard_worktree(self, clone: Path, path: Path) -> None:
         """Forget the worktree at `path` whatever state it is in (registered, stale, or a bare folder)."""
         if path.exists():
             try:
-                _git(clone, "worktree", "remove", "--force", "--force", str(path))
+                git(clone, "worktree", "remove", "--force", "--force", str(path))
             except GitError:
                 shutil.rmtree(path, ignore_errors=True)
-        _git(clone, "worktree", "prune")
+        git(clone, "worktree", "prune")
 
     @contextmanager
     def _locked(self, repo_name: str) -> Iterator[None]:

@@ -66,5 +66,7 @@ async def open_incident(
     return row is not None
 
 
-async def incident_exists(conn: asyncpg.Connection, incident_id: uuid.UUID) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", incident_id))
+async def opened_incident(conn: asyncpg.Connection, incident_id: uuid.UUID) -> tuple[str, str | None, list[str]] | None:
+    """Severity, repository and reasons of an incident already opened under this id, if any."""
+    row = await conn.fetchrow("SELECT severity, repo, reasons FROM incidents WHERE id = $1", incident_id)
+    return (row["severity"], row["repo"], list(row["reasons"])) if row else None

@@ -9,7 +9,6 @@ from typing import Any
 
 from pagerpatch import repos
 from pagerpatch.runtime import Service, StageContext
-from pagerpatch.settings import RepoConfig
 from schemas.envelope import Event
 from schemas.events import (
     AlertReceived,
@@ -17,6 +16,7 @@ from schemas.events import (
     AlertSuppressedPayload,
     IncidentOpened,
     IncidentOpenedPayload,
+    Severity,
 )
 from services.triage import adapters, logic
 from services.triage.settings import TriageConfig
@@ -31,9 +31,10 @@ async def on_alert(event: AlertReceived, ctx: StageContext[TriageConfig]) -> Seq
     at = alert.occurred_at or event.occurred_at or datetime.now(UTC)
     incident_id = uuid.uuid5(event.event_id, "triage:incident")
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if await adapters.incident_exists(conn, incident_id):  # redelivery of the alert that opened it
-            repo = await repos.for_service(ctx.settings, conn, alert.service)
-            return [_opened(event, ctx, fp, incident_id, ["re-delivery of the opening alert"], repo)]
+        opened_before = await adapters.opened_incident(conn, incident_id)
+        if opened_before is not None:  # this alert opened it; the handler crashed before its checkpoint
+            severity, repo_name, reasons = opened_before
+            return [_opened(event, fp, incident_id, Severity(severity), repo_name, reasons)]
         live = await adapters.live_incident(conn, fp)
         verdict = logic.dedup(live, datetime.now(UTC), ctx.deps.window)
         if verdict.duplicate_of is None and alert.status == "firing":
@@ -46,7 +47,7 @@ async def on_alert(event: AlertReceived, ctx: StageContext[TriageConfig]) -> Seq
                 reasons=reasons, at=at,
             )  # fmt: skip
             if opened:
-                return [_opened(event, ctx, fp, incident_id, reasons, repo)]
+                return [_opened(event, fp, incident_id, sev.severity, repo.name if repo else None, reasons)]
             live = await adapters.live_incident(conn, fp)  # another replica opened it a moment ago
             if live is None:
                 raise RuntimeError("incident insert conflicted but no live incident was found")
@@ -75,22 +76,21 @@ async def on_alert(event: AlertReceived, ctx: StageContext[TriageConfig]) -> Seq
 
 def _opened(
     event: AlertReceived,
-    ctx: StageContext[TriageConfig],
     fp: str,
     incident_id: uuid.UUID,
+    severity: Severity,
+    repo: str | None,
     reasons: list[str],
-    repo: RepoConfig | None,
 ) -> IncidentOpened:
     alert = event.payload
-    sev = logic.severity(alert.severity_hint, ctx.deps.tiers.get(alert.service), ctx.deps.default_severity)
     return event.derive(
         IncidentOpened,
         IncidentOpenedPayload(
             fingerprint=fp,
             title=alert.title,
             service=alert.service,
-            severity=sev.severity,
-            repo=repo.name if repo else None,
+            severity=severity,
+            repo=repo,
             description=alert.description,
             stack_trace=alert.stack_trace,
             commit=alert.commit,

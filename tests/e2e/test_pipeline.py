@@ -54,11 +54,8 @@ def incident_for(delivery_event: uuid.UUID) -> uuid.UUID:
 
 
 async def _query(url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
-    conn = await store.connect(url)
-    try:
+    async with store.connection(url) as conn:
         return [dict(r) for r in await conn.fetch(sql, *args)]
-    finally:
-        await conn.close()
 
 
 def query(system: System, sql: str, *args: Any) -> list[dict[str, Any]]:

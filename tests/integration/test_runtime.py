@@ -82,6 +82,12 @@ async def wait_for(cond: Any, timeout: float = 20.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
+async def wait_done(svc: RunningService, event: Event[Any]) -> None:
+    """Until the kernel has checkpointed `event` as handled."""
+    sql = "SELECT status = 'done' FROM checkpoints WHERE event_id = $1"
+    await wait_for(lambda: svc.pool.fetchval(sql, event.event_id))
+
+
 class Calls:
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -162,8 +168,7 @@ async def test_redelivered_done_event_republishes_stored_output_without_redoing_
     try:
         event = alert()
         await bus.publish(svc.broker, event)
-        await wait_for(lambda: svc.pool.fetchval("SELECT status = 'done' FROM checkpoints WHERE event_id = $1",
-                                                 event.event_id))  # fmt: skip
+        await wait_done(svc, event)
         # The same event arrives again (a provider retry past the duplicate window, or a lost ack).
         await js.publish(subjects.ALERT_RECEIVED, encode(event), stream=streams.EVENTS_STREAM,
                          headers={"Nats-Msg-Id": "another-delivery"})  # fmt: skip
@@ -194,8 +199,7 @@ async def test_transient_failure_waits_in_place_and_does_not_burn_deliveries(nat
     try:
         event = alert()
         await bus.publish(svc.broker, event)
-        await wait_for(lambda: svc.pool.fetchval("SELECT status = 'done' FROM checkpoints WHERE event_id = $1",
-                                                 event.event_id))  # fmt: skip
+        await wait_done(svc, event)
         assert len(svc.runners[0].deps.times) == 5
         assert await svc.pool.fetchval("SELECT count(*) FROM dead_letters") == 0
         info = await js.consumer_info(streams.EVENTS_STREAM, "kernel-test")

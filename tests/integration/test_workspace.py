@@ -190,7 +190,7 @@ def test_git_errors_carry_stderr(tmp_path: Path, source: Path, history: dict[str
     assert excinfo.value.returncode not in (0, None)
     assert "no-such-branch" in str(excinfo.value) or excinfo.value.stderr
     with pytest.raises(GitError, match="timed out"):
-        workspace._git(source, "log", timeout=0.000001)
+        workspace.git(source, "log", timeout=0.000001)
     with pytest.raises(GitError):
         workspace.list_files(tmp_path / "does not exist")
 
