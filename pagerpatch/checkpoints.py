@@ -73,10 +73,12 @@ class Checkpoints:
             last_error=row["last_error"],
         )
 
-    async def finish(self, event: Event[Any], outputs: Sequence[Event[Any]]) -> tuple[StoredOutput, ...]:
+    async def finish(
+        self, event: Event[Any], outputs: Sequence[Event[Any]], conn: asyncpg.Connection | None = None
+    ) -> tuple[StoredOutput, ...]:
         """Store the outputs of finished work; they are what a redelivery re-publishes."""
         stored = [{"event_id": str(o.event_id), "subject": o.subject, "data": encode(o).decode()} for o in outputs]
-        await self.pool.execute(
+        await (conn or self.pool).execute(
             """
             UPDATE checkpoints SET status = 'done', outputs = $3, finished_at = now(), last_error = NULL
             WHERE event_id = $1 AND stage = $2 AND status <> 'done'

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pagerpatch import bus, deadletter, endpoints, incidents, store
+from pagerpatch import bus, deadletter, endpoints, incidents, store, webhooks
 from pagerpatch.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
@@ -33,6 +33,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(incidents_app, name="incidents")
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -180,11 +182,12 @@ def send(
     """Post an alert file to the generic webhook."""
     settings = _settings()
     base = url or _ingest_url(settings)
-    headers = {"content-type": "application/json"}
+    body = file.read_bytes()
+    headers = {"content-type": "application/json", **webhooks.generic_signature_headers(settings, body)}
     if delivery_id:
         headers["x-pagerpatch-delivery"] = delivery_id
     try:
-        resp = httpx.post(f"{base}/webhooks/generic", content=file.read_bytes(), headers=headers, timeout=30)
+        resp = httpx.post(f"{base}/webhooks/generic", content=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
         err.print(f"[red]could not reach ingest at {base}: {exc}[/red]")
         raise typer.Exit(1) from None
@@ -282,14 +285,14 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id (or
 
     async def fetch(
         conn: asyncpg.Connection,
-    ) -> tuple[incidents.IncidentView | None, list[dict[str, Any]], dict[str, Any] | None]:
+    ) -> tuple[incidents.IncidentView | None, list[dict[str, Any]], dict[str, Any] | None, list[str]]:
         inc = await incidents.find(conn, incident)
         if inc is None:
-            return None, [], None
+            return None, [], None, []
         pr = await conn.fetchrow("SELECT branch, url, head_commit FROM pull_requests WHERE incident_id = $1", inc.id)
-        return inc, await incidents.timeline(conn, inc.id), dict(pr) if pr else None
+        return inc, await incidents.timeline(conn, inc.id), dict(pr) if pr else None, await _triage_lines(conn, inc.id)
 
-    inc, events, pr = _with_db(_settings(), fetch)
+    inc, events, pr, triage_lines = _with_db(_settings(), fetch)
     if inc is None:
         err.print(f"[red]no incident matches {incident!r}[/red]")
         raise typer.Exit(1)
@@ -301,13 +304,41 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id (or
     if inc.outcome:
         console.print(f"outcome: {inc.outcome}")
     if inc.reasons:
-        console.print("reasons: " + "; ".join(inc.reasons))
+        console.print("reasons (why triage opened it):", soft_wrap=True)
+        for reason in inc.reasons:
+            console.print(f"  - {reason}", soft_wrap=True)
+    for line in triage_lines:
+        console.print(line, soft_wrap=True)
     if pr:
         console.print(f"pull request: branch {pr['branch']} at {pr['url']} (head {pr['head_commit'][:12]})")
     table = Table("when", "event", "by", "summary")
     for e in events:
         table.add_row(str(e["occurred_at"])[:23], e["type"], e["source"], e["summary"])
     console.print(table)
+
+
+async def _triage_lines(conn: asyncpg.Connection, incident_id: Any) -> list[str]:
+    """Triage's decisions on the alerts of an incident: counts by class and the latest one's reasons."""
+    if not await conn.fetchval("SELECT to_regclass('alert_observations') IS NOT NULL"):
+        return []
+    rows = await conn.fetch(
+        """SELECT decision, status, count(*) AS n FROM alert_observations WHERE incident_id = $1
+           GROUP BY decision, status ORDER BY decision, status""",
+        incident_id,
+    )
+    if not rows:
+        return []
+    counts = ", ".join(f"{r['n']} {r['decision']}{' (resolved)' if r['status'] == 'resolved' else ''}" for r in rows)
+    last = await conn.fetchrow(
+        """SELECT decision, reasons, observed_at FROM alert_observations WHERE incident_id = $1
+           ORDER BY observed_at DESC, recorded_at DESC LIMIT 1""",
+        incident_id,
+    )
+    lines = [f"triage decisions on its alerts: {counts}"]
+    if last is not None:
+        reasons = last["reasons"] if isinstance(last["reasons"], list) else json.loads(last["reasons"])
+        lines.append(f"latest ({last['decision']}, {str(last['observed_at'])[:19]}): " + "; ".join(reasons))
+    return lines
 
 
 # ------------------------------------------------------------------ repos
@@ -347,6 +378,50 @@ def repos_list() -> None:
     console.print(table)
 
 
+# ------------------------------------------------------------------ eval
+eval_app = typer.Typer(help="Evaluations on labelled datasets.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+# Floors set from the measured figures on tests/evals/triage_golden.jsonl (docs/triage.md).
+TRIAGE_MIN_ACCURACY = 0.99
+TRIAGE_MIN_SEVERITY_ACCURACY = 0.99
+
+
+@eval_app.command("triage")
+def eval_triage(
+    dataset: Annotated[
+        Path | None, typer.Option(help="A JSONL dataset (default: the shipped tests/evals/triage_golden.jsonl).")
+    ] = None,
+    min_accuracy: Annotated[
+        float, typer.Option(help="Exit 1 when class accuracy is below this.", min=0.0, max=1.0)
+    ] = TRIAGE_MIN_ACCURACY,
+    min_severity_accuracy: Annotated[
+        float, typer.Option(help="Exit 1 when severity accuracy is below this.", min=0.0, max=1.0)
+    ] = TRIAGE_MIN_SEVERITY_ACCURACY,
+    show: Annotated[int, typer.Option(help="How many wrong decisions to list.")] = 50,
+) -> None:
+    """Replay a labelled alert dataset through triage (rules only) and print accuracy and the misses."""
+    # The engine is the triage service's own code, imported here (not at module import) so the CLI stays light.
+    from services.triage import eval as triage_eval
+
+    path = dataset or triage_eval.shipped_dataset()
+    try:
+        cases = triage_eval.load_dataset(path)
+    except triage_eval.DatasetError as exc:
+        err.print(f"[red]malformed dataset: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    report = asyncio.run(triage_eval.run(cases))
+    for part in triage_eval.render(report, cases, show):
+        console.print(part, soft_wrap=isinstance(part, str))
+    failed = []
+    if report.class_accuracy < min_accuracy:
+        failed.append(f"class accuracy {report.class_accuracy:.3f} < {min_accuracy:.3f}")
+    if report.severity_accuracy < min_severity_accuracy:
+        failed.append(f"severity accuracy {report.severity_accuracy:.3f} < {min_severity_accuracy:.3f}")
+    if failed:
+        err.print("[red]below the floor: " + "; ".join(failed) + "[/red]", soft_wrap=True)
+        raise typer.Exit(1)
+
+
 # ------------------------------------------------------------------ demo
 @app.command()
 def demo(
@@ -357,6 +432,25 @@ def demo(
 
     settings = _settings()
     raise typer.Exit(asyncio.run(run_demo(settings, timeout_s=timeout)))
+
+
+# ------------------------------------------------------------------ config
+@config_app.command("check")
+def config_check() -> None:
+    """Validate settings, tools.yaml, agents.yaml, policies.yaml and prompt files (exit 1 naming file:line:field)."""
+    from pagerpatch.llm.check import check_config
+
+    report = check_config()
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+    if not report.ok:
+        for error in report.errors:
+            err.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        err.print(f"[red]configuration invalid: {len(report.errors)} error(s)[/red]")
+        raise typer.Exit(1)
+    for line in report.summary:
+        console.print(line, soft_wrap=True)
+    console.print("configuration ok")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import time
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from pagerpatch import endpoints, incidents, repos, store
+from pagerpatch import endpoints, incidents, repos, store, webhooks
 from pagerpatch.demo_repo import build_demo_repo, demo_alert
 from pagerpatch.runner import Stack
 from pagerpatch.settings import RepoConfig, Settings
@@ -69,9 +70,11 @@ async def _scenario(settings: Settings, ep: endpoints.Endpoints, timeout_s: floa
     alert = demo_alert(demo)
     _say(f"== production alert: {alert['title']}")
     _say("   " + demo.trigger().traceback.strip().splitlines()[-1])
+    body = json.dumps(alert).encode()
+    headers = {"content-type": "application/json", "x-pagerpatch-delivery": f"demo-{uuid.uuid4()}",
+               **webhooks.generic_signature_headers(settings, body)}  # fmt: skip
     async with httpx.AsyncClient(timeout=30) as client:
-        resp = await client.post(f"{ep.ingest_url}/webhooks/generic", json=alert,
-                                 headers={"x-pagerpatch-delivery": f"demo-{uuid.uuid4()}"})  # fmt: skip
+        resp = await client.post(f"{ep.ingest_url}/webhooks/generic", content=body, headers=headers)
     if resp.status_code != 202:
         _say(f"ingest refused the alert: {resp.status_code} {resp.text}")
         return 1

@@ -47,42 +47,43 @@ def summarize(event: Event[Any]) -> str:
     return ""
 
 
-async def record(pool: asyncpg.Pool, events: Sequence[Event[Any]]) -> None:
-    """Add events to their incidents' timelines and move each incident's state forward (one transaction)."""
+async def record(conn: asyncpg.Connection, events: Sequence[Event[Any]]) -> None:
+    """Add events to their incidents' timelines and move each incident's state forward (in the caller's transaction)."""
     tracked = [e for e in events if e.incident_id is not None]
     if not tracked:
         return
-    async with pool.acquire() as conn, conn.transaction():
-        for e in tracked:
-            inserted = await conn.fetchval(
-                """INSERT INTO incident_events (event_id, incident_id, type, source, occurred_at, summary)
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING RETURNING 1""",
-                e.event_id,
-                e.incident_id,
-                e.type,
-                e.source,
-                e.occurred_at,
-                summarize(e),
-            )
-            if not inserted or e.type not in STATE_AFTER:
-                continue
-            current = await conn.fetchval("SELECT state FROM incidents WHERE id = $1 FOR UPDATE", e.incident_id)
-            if current is None:
-                continue
-            new = next_state(current, e.type)
-            if new == current:
-                continue
-            terminal = new in TERMINAL
-            await conn.execute(
-                """UPDATE incidents SET state = $2, updated_at = now(),
-                       closed_at = CASE WHEN $3 THEN now() ELSE closed_at END,
-                       outcome = CASE WHEN $3 THEN $4 ELSE outcome END
-                   WHERE id = $1""",
-                e.incident_id,
-                new,
-                terminal,
-                f"{e.type}: {summarize(e)}" if terminal else None,
-            )
+    if not conn.is_in_transaction():
+        raise RuntimeError("incidents.record runs inside the caller's transaction")
+    for e in tracked:
+        inserted = await conn.fetchval(
+            """INSERT INTO incident_events (event_id, incident_id, type, source, occurred_at, summary)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING RETURNING 1""",
+            e.event_id,
+            e.incident_id,
+            e.type,
+            e.source,
+            e.occurred_at,
+            summarize(e),
+        )
+        if not inserted or e.type not in STATE_AFTER:
+            continue
+        current = await conn.fetchval("SELECT state FROM incidents WHERE id = $1 FOR UPDATE", e.incident_id)
+        if current is None:
+            continue
+        new = next_state(current, e.type)
+        if new == current:
+            continue
+        terminal = new in TERMINAL
+        await conn.execute(
+            """UPDATE incidents SET state = $2, updated_at = now(),
+                   closed_at = CASE WHEN $3 THEN now() ELSE closed_at END,
+                   outcome = CASE WHEN $3 THEN $4 ELSE outcome END
+               WHERE id = $1""",
+            e.incident_id,
+            new,
+            terminal,
+            f"{e.type}: {summarize(e)}" if terminal else None,
+        )
 
 
 @dataclass(frozen=True)

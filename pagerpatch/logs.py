@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 
+from pagerpatch.redaction import RedactingFilter
+
 
 def setup_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # secrets never reach a log line (pagerpatch/redaction.py)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -11,7 +12,7 @@ import time
 
 import httpx
 
-from pagerpatch import bus, endpoints, store
+from pagerpatch import bus, endpoints, store, webhooks
 from pagerpatch.embedded import EmbeddedStack, free_port
 from pagerpatch.settings import Settings
 from pagerpatch.supervisor import SERVICES, Supervisor
@@ -69,6 +70,10 @@ class Stack:
             "PAGERPATCH_INGEST_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
         }
+        opened = webhooks.local_open_providers(self.settings)
+        if opened != list(self.settings.ingest.open_providers):
+            env["PAGERPATCH_INGEST__OPEN_PROVIDERS"] = json.dumps(opened)
+            _say("generic webhook open without a signature on loopback (set PAGERPATCH_GENERIC_WEBHOOK_SECRET to sign)")
         self.supervisor = Supervisor(self.services, env)
         await self.supervisor.start()
         ep = endpoints.Endpoints(nats_url=nats_url, database_url=db_url, ingest_url=self.ingest_url, pid=os.getpid())

@@ -170,8 +170,9 @@ class StageRunner:
             await msg.nack(delay=delay)
             return
 
-        stored = await self.checkpoints.finish(event, outputs)
-        await incidents.record(self.pool, [event, *outputs])
+        async with self.pool.acquire() as conn, conn.transaction():  # outputs and incident state, together
+            stored = await self.checkpoints.finish(event, outputs, conn)
+            await incidents.record(conn, [event, *outputs])
         await self._publish(stored)
         failpoints.reached(f"{self.consumer.durable}.after_publish")
         await msg.ack()

@@ -36,8 +36,26 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's reset query (one round trip per release).
+
+    Safe because pool connections never carry session state: no SET, LISTEN, WITH HOLD cursors or session-level
+    advisory locks (triage's group lock is transaction-scoped; migrations lock on their own connection). An open
+    transaction is still rolled back on release by asyncpg itself.
+    """
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, server_settings: dict[str, str] | None = None
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        server_settings=server_settings,
+    )
     if pool is None:  # pragma: no cover - asyncpg only returns None when used without await
         raise RuntimeError("could not create the database pool")
     return pool

@@ -6,30 +6,32 @@ raises `GitError` carrying git's stderr. Paths are passed as separate arguments,
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from unidiff.patch import PatchSet
 
-from pagerpatch.settings import RepoConfig
+from pagerpatch import symbols
 
 GIT_TIMEOUT_S = 120.0
-CLONE_TIMEOUT_S = 900.0  # first clones and fetches of big repositories take longer than local commands
 DEFAULT_AUTHOR_NAME = "pagerpatch"
 DEFAULT_AUTHOR_EMAIL = "pagerpatch@localhost"
 
 # Variables a parent process (a git hook, another tool) may have set that would redirect our git calls.
 _LEAKY_GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
-_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-_HEX_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+HEX_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+# git's words for "someone else holds a lock or moved a ref under me", or for a working tree that is not there (a
+# file system hiccup, a clean-up racing us): worth retrying in a fresh worktree, not a verdict on the commit.
+_CONTENTION = re.compile(
+    r"couldn't set '|cannot lock ref|Unable to create '.*\.lock'|unable to write new index"
+    r"|cannot create directory at|No such file or directory",
+    re.I,
+)
 _RECORD, _FIELD = "\x1e", "\x1f"
 _COMMIT_FORMAT = _FIELD.join(["%H", "%P", "%an", "%ae", "%aI", "%cI", "%s"])
 
@@ -42,6 +44,11 @@ class GitError(Exception):
         self.returncode = returncode
         self.stderr = stderr.strip()
         super().__init__(f"git {' '.join(args)} failed ({returncode}): {self.stderr}")
+
+    @property
+    def contention(self) -> bool:
+        """A lock or ref race with a concurrent git process, or a vanished working tree: retrying is the answer."""
+        return bool(_CONTENTION.search(self.stderr))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,79 +269,26 @@ def log_range_history(
 
 def function_exists(path: Path, file: str, function: str, rev: str = "HEAD") -> bool:
     """True when `file` at `rev` defines `function` (a text check across Python, JS/TS, Java-likes, Go...)."""
-    name = _bare_function_name(function)
+    name = symbols.bare_function_name(function)
     if not name:
         return False
     try:
         text = read_file(path, file, rev)
     except GitError:
         return False
-    return any(p.search(text) for p in _definition_patterns(file, name))
-
-
-def _bare_function_name(function: str) -> str | None:
-    """`Object.checkout [as run]`, `main.(*Cart).Total`, `com.x.Pricing.lambda$apply$0` -> the defined name."""
-    text = re.sub(r"\[[^\]]*\]", "", function).strip()  # V8 `[as alias]`, Go type parameters `[...]`
-    text = re.sub(r"^(?:async|new|static)\s+", "", text).removesuffix("()")
-    if "lambda$" in text:  # javac's synthetic lambda$<enclosing>$<n>
-        text = text.split("lambda$", 1)[1].split("$", 1)[0]
-    parts = [p for p in re.split(r"[.:/]+", text) if p]
-    # Go closures (`main.run.func1`) and numbered anonymous parts point at their enclosing function.
-    while len(parts) > 1 and re.fullmatch(r"func\d+|\d+", parts[-1]):
-        parts.pop()
-    if not parts:
-        return None
-    name = parts[-1]
-    if name in ("<init>", "constructor") and len(parts) > 1:
-        name = parts[-2]
-    name = name.strip("()*")
-    return name if re.fullmatch(r"[A-Za-z_$][\w$]*", name) else None
-
-
-def _definition_patterns(file: str, name: str) -> list[re.Pattern[str]]:
-    n = re.escape(name)
-    ext = file.rsplit(".", 1)[-1].lower() if "." in file else ""
-    python = [rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{n}[ \t]*\(", rf"^[ \t]*class[ \t]+{n}\b"]
-    javascript = [
-        rf"\bfunction\b[ \t]*\*?[ \t]*{n}[ \t]*\(",
-        rf"\b{n}[ \t]*[:=][ \t]*(?:async\b[ \t]*)?(?:function\b|\([^)]*\)[ \t]*=>|[\w$]+[ \t]*=>)",
-        rf"^[ \t]*(?:(?:static|async|get|set|public|private|protected)[ \t]+)*\*?{n}[ \t]*\([^)]*\)"
-        rf"[ \t]*(?::[^{{]*)?\{{",
-        rf"^[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?class[ \t]+{n}\b",
-    ]
-    java_like = [
-        rf"^[ \t]*(?:@\w+[ \t]+)*(?:(?:public|private|protected|static|final|abstract|synchronized|native|"
-        rf"override|open|internal|suspend|inline|virtual|async)[ \t]+)*(?:[\w.<>\[\],?]+[ \t]+)?"
-        rf"(?:fun[ \t]+)?{n}[ \t]*\([^;\n]*$",
-        rf"\b(?:class|interface|enum|record|object)[ \t]+{n}\b",
-    ]
-    go = [rf"^func[ \t]+(?:\([^)]*\)[ \t]*)?{n}[ \t]*[\[(]"]
-    generic = [
-        rf"\b(?:def|function|func|fn|sub|proc)\b[ \t]*(?:\([^)]*\)[ \t]*)?{n}\b",
-        rf"\bclass[ \t]+{n}\b",
-    ]
-    by_ext = {
-        "py": python,
-        "js": javascript,
-        "mjs": javascript,
-        "cjs": javascript,
-        "jsx": javascript,
-        "ts": javascript,
-        "tsx": javascript,
-        "java": java_like,
-        "kt": java_like,
-        "scala": java_like,
-        "cs": java_like,
-        "go": go,
-    }
-    return [re.compile(p, re.MULTILINE) for p in by_ext.get(ext, generic)]
+    return any(p.search(text) for p in symbols.definition_patterns(file, name))
 
 
 # ---------------------------------------------------------------- changing a workspace
 
 
 def revert(path: Path, sha: str, identity: GitIdentity | None = None) -> RevertResult:
-    """`git revert --no-edit sha` in the worktree at `path`; on conflict, abort and say which files clashed."""
+    """`git revert --no-edit sha` in the worktree at `path`; on conflict, abort and say which files clashed.
+
+    Lock contention with a concurrent git process, or a working tree that vanished under git, is raised as `GitError`
+    (the caller retries in a fresh worktree), not reported as a failed revert: only a conflict or git's own refusal
+    (for example an empty revert) is a verdict on the commit.
+    """
     ident = identity or GitIdentity()
     mainline = ("-m", "1") if len(commit_info(path, sha).parents) > 1 else ()
     try:
@@ -348,6 +302,8 @@ def revert(path: Path, sha: str, identity: GitIdentity | None = None) -> RevertR
                 git(path, "reset", "--hard", "HEAD")
         if conflicted:
             reason = f"reverting {sha[:7]} conflicts with later changes in: {', '.join(conflicted)}"
+        elif exc.contention:
+            raise
         else:
             reason = f"git revert of {sha[:7]} failed: {exc.stderr}"
         return RevertResult(ok=False, reverted=sha, conflicted_files=conflicted, error=reason)
@@ -377,120 +333,3 @@ def patch_stats(patch: str) -> DiffStats:
 def diff_stats(path: Path, base: str, head: str = "HEAD") -> DiffStats:
     """`patch_stats` of the diff from `base` to `head`."""
     return patch_stats(diff(path, base, head))
-
-
-# ---------------------------------------------------------------- clones and worktrees
-
-
-class Workspaces:
-    """Cached clones under `root/cache/<repo>.git` and per-incident worktrees under `root/worktrees/`."""
-
-    def __init__(self, root: Path, *, clone_timeout_s: float = CLONE_TIMEOUT_S) -> None:
-        self.root = root.resolve()
-        self.clone_timeout_s = clone_timeout_s
-
-    def clone_path(self, repo: RepoConfig) -> Path:
-        return self.root / "cache" / f"{repo.name}.git"
-
-    def cached_clone(self, repo: RepoConfig) -> Path:
-        """A mirror clone of `repo`, created on first use and fetched on every later call."""
-        return self._ensure_clone(repo, fetch=True)
-
-    def worktree(self, repo: RepoConfig, incident_id: str, ref: str, purpose: str) -> Path:
-        """A fresh detached worktree of `ref` at `root/worktrees/<incident>/<purpose>` (recreated if present)."""
-        path = self.root / "worktrees" / _component(incident_id) / _component(purpose)
-        clone = self._ensure_clone(repo, fetch=False)
-        with self._locked(repo.name):
-            sha = self._resolve_or_fetch(clone, ref)
-            self._discard_worktree(clone, path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            git(clone, "worktree", "add", "--force", "--detach", str(path), sha)
-        return path
-
-    def remove_worktree(self, path: Path) -> None:
-        """Remove a worktree made by `worktree` (and its incident folder once empty); absent paths are fine."""
-        path = path.resolve()
-        clone: Path | None = None
-        if (path / ".git").is_file():  # a linked worktree; its common dir is the cached clone
-            try:
-                clone = path / git(path, "rev-parse", "--git-common-dir").strip()
-            except GitError:
-                clone = None
-        if clone is not None:
-            with self._locked(clone.name.removesuffix(".git")):
-                self._discard_worktree(clone, path)
-        elif path.exists():
-            shutil.rmtree(path)
-        parent = path.parent
-        if parent.parent == self.root / "worktrees" and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-
-    # -- internals
-
-    def _ensure_clone(self, repo: RepoConfig, *, fetch: bool) -> Path:
-        dest = self.clone_path(repo)
-        with self._locked(repo.name):
-            if (dest / "HEAD").exists():
-                if fetch:
-                    git(dest, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
-                return dest
-            if dest.exists():  # a half-made clone from an interrupted run
-                shutil.rmtree(dest)
-            partial = dest.with_name(dest.name + ".partial")
-            if partial.exists():
-                shutil.rmtree(partial)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            git(
-                dest.parent,
-                "clone",
-                "--mirror",
-                "--quiet",
-                "--",
-                _source(repo),
-                str(partial),
-                timeout=self.clone_timeout_s,
-            )
-            partial.rename(dest)
-        return dest
-
-    def _resolve_or_fetch(self, clone: Path, ref: str) -> str:
-        """A sha that is already present is used as is; anything else is fetched first, so it is current."""
-        if _HEX_SHA.match(ref) and commit_exists(clone, ref):
-            return resolve(clone, ref)
-        git(clone, "fetch", "--prune", "--quiet", "origin", timeout=self.clone_timeout_s)
-        return resolve(clone, ref)
-
-    def _discard_worktree(self, clone: Path, path: Path) -> None:
-        """Forget the worktree at `path` whatever state it is in (registered, stale, or a bare folder)."""
-        if path.exists():
-            try:
-                git(clone, "worktree", "remove", "--force", "--force", str(path))
-            except GitError:
-                shutil.rmtree(path, ignore_errors=True)
-        git(clone, "worktree", "prune")
-
-    @contextmanager
-    def _locked(self, repo_name: str) -> Iterator[None]:
-        """Serialize clone/fetch/worktree changes of one repository across threads and processes."""
-        lock_path = self.root / "cache" / f"{repo_name}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _source(repo: RepoConfig) -> str:
-    """Where to clone from: an absolute local path, or the URL as given."""
-    if repo.path:
-        return str(Path(repo.path).expanduser().resolve())
-    return repo.location()
-
-
-def _component(value: str) -> str:
-    """A safe single path component (incident ids and purposes come from events)."""
-    if not _SAFE_COMPONENT.match(value) or value in (".", ".."):
-        raise ValueError(f"unsafe workspace name {value!r}")
-    return value

@@ -48,6 +48,15 @@ class AlertReceivedPayload(Payload):
     commit: Annotated[str, Field(max_length=100)] | None = None
     version: Annotated[str, Field(max_length=100)] | None = None
     fingerprint: Annotated[str, Field(max_length=200)] | None = None
+    # The stable parts that identify "the same alert" at this source (alert name, alarm name, rule uid, issue id…),
+    # chosen by the provider's normalizer; triage fingerprints from these (plus service and top frames).
+    fingerprint_inputs: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=1000)]] = Field(
+        default_factory=dict
+    )
+    # What kind of alert this is ("error", "latency", "availability", "saturation", "ci_failure", "metric", …).
+    kind: Annotated[str, Field(max_length=50)] | None = None
+    # The source itself says this is probably not actionable (e.g. "insufficient_data" from CloudWatch).
+    noise_hint: Annotated[str, Field(max_length=100)] | None = None
     occurred_at: AwareDatetime | None = None
     delivery_id: Annotated[str, Field(max_length=300)] | None = None
     raw: Annotated[str, Field(max_length=16_384)] | None = None

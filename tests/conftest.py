@@ -17,7 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from pagerpatch import store
 from pagerpatch.embedded import EmbeddedNats, EmbeddedPostgres
+from tests.support.fake_anthropic import fake_anthropic  # noqa: F401  (fixture: fake Messages API server)
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +77,14 @@ async def fresh_db(database_url: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def pool(fresh_db: str) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on a fresh, migrated database."""
+    await store.migrate(fresh_db)
+    p = await store.create_pool(fresh_db, max_size=4)
+    try:
+        yield p
+    finally:
+        await p.close()

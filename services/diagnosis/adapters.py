@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pagerpatch import workspace
+from pagerpatch import workspace, worktrees
 from pagerpatch.settings import RepoConfig
 from pagerpatch.stacktrace import parse_trace
 from pagerpatch.suspect import find_suspect
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def diagnose(
-    ws: workspace.Workspaces, repo: RepoConfig, incident_id: str, inc: IncidentOpenedPayload
+    ws: worktrees.Workspaces, repo: RepoConfig, incident_id: str, inc: IncidentOpenedPayload
 ) -> DiagnosisReadyPayload:
     """Check the repository out at the alert's commit (or the default branch) and find the suspect commit."""
     ws.cached_clone(repo)

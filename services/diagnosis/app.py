@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pagerpatch.runtime import Service, service_main
-from pagerpatch.workspace import Workspaces
+from pagerpatch.worktrees import Workspaces
 from services.diagnosis.handlers import service
 from services.diagnosis.settings import make_workspaces
 

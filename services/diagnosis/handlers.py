@@ -10,7 +10,8 @@ from typing import Any
 from pagerpatch import repos, store
 from pagerpatch.errors import Poison
 from pagerpatch.runtime import Service, StageContext
-from pagerpatch.workspace import GitError, Workspaces
+from pagerpatch.workspace import GitError
+from pagerpatch.worktrees import Workspaces
 from schemas.envelope import Event
 from schemas.events import DiagnosisReady, IncidentOpened
 from services.diagnosis import adapters

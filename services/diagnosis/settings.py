@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pagerpatch.settings import Settings
-from pagerpatch.workspace import Workspaces
+from pagerpatch.worktrees import Workspaces
 
 
 def make_workspaces(s: Settings) -> Workspaces:

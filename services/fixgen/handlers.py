@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,8 +16,10 @@ from schemas.events import DiagnosisReady, FixFailed, FixFailedPayload, FixValid
 from services.fixgen import logic
 from services.fixgen.settings import FixgenDeps
 
+log = logging.getLogger(__name__)
 service: Service[FixgenDeps] = Service("fixgen")
 STRATEGY = "revert-and-test"
+PREPARE_ATTEMPTS = 3  # fresh worktrees tried in place before the breaker's slower retry takes over
 
 
 @service.handler("fixgen", DiagnosisReady)
@@ -45,16 +48,26 @@ async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixgenDeps]) -> 
     async def prepare() -> tuple[Any, workspace.RevertResult]:
         def work() -> tuple[Any, workspace.RevertResult]:
             ws.cached_clone(repo)
-            path = ws.worktree(repo, incident, d.base_commit, "fix-revert")
-            return path, workspace.revert(path, suspect.sha)
+            for attempt in range(1, PREPARE_ATTEMPTS + 1):
+                path = ws.worktree(repo, incident, d.base_commit, "fix-revert")
+                try:
+                    return path, workspace.revert(path, suspect.sha)
+                except (workspace.GitError, FileNotFoundError) as exc:
+                    # A lock race or a working tree that vanished: try again in a fresh worktree, then give up to
+                    # the breaker (the message waits) -- never a fix.failed verdict for our own hiccup.
+                    retryable = isinstance(exc, FileNotFoundError) or exc.contention
+                    if not retryable or attempt == PREPARE_ATTEMPTS:
+                        raise
+                    log.warning("fixgen: preparing the revert for %s failed (%s); retrying in a fresh worktree",
+                                incident, exc)  # fmt: skip
+            raise AssertionError("unreachable")
 
         return await asyncio.to_thread(work)
 
     path, reverted = await ctx.breakers.call(f"git:{repo.name}", prepare, failures=(workspace.GitError, OSError))
     try:
         if not reverted.ok:
-            files = ", ".join(reverted.conflicted_files) or "-"
-            return failed(f"reverting {suspect.sha[:12]} does not apply cleanly (conflicts: {files}): {reverted.error}")
+            return failed(f"reverting {suspect.sha[:12]} does not apply cleanly: {reverted.error}")
 
         async def run_tests() -> Any:
             return await sandbox.run(repo.test_command, path, timeout_s=ctx.deps.timeout_s)

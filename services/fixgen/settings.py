@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pagerpatch.sandbox import Sandbox, SandboxUnavailable, make_sandbox
 from pagerpatch.settings import Settings
-from pagerpatch.workspace import Workspaces
+from pagerpatch.worktrees import Workspaces
 
 
 @dataclass

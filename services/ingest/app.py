@@ -6,9 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
+import asyncpg
 import uvicorn
+import uvloop
+from faststream.nats import NatsBroker
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
 from pagerpatch import bus
@@ -16,14 +22,20 @@ from pagerpatch.logs import setup_logging
 from pagerpatch.settings import Settings, get_settings
 from pagerpatch.store import create_pool
 from pagerpatch.telemetry import setup_tracing
+from services.ingest.adapters import HttpSns, JetStreamPublisher, PgDeliveryLedger, SnsGateway, prune_forever
 from services.ingest.handlers import IngestDeps, routes
 from services.ingest.settings import IngestConfig
 
 log = logging.getLogger(__name__)
 
+# The delivery-id ledger commits without waiting for the WAL flush: the durable copy of a delivery is its event in
+# JetStream; a Postgres crash can forget the last claims/marks, which costs at most a duplicate past the stream's
+# window, never a lost alert. Waiting for two fsyncs per webhook set a ~50 ms latency floor (bench/ingest.py).
+LEDGER_SESSION = {"synchronous_commit": "off"}
+
 
 def create_app(settings: Settings) -> Starlette:
-    """The ASGI app; connects to the bus and the database on start-up."""
+    """The ASGI app; connects to the bus and the database on start-up (tests may set `app.state.deps` instead)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -32,15 +44,67 @@ def create_app(settings: Settings) -> Starlette:
         provider = setup_tracing("ingest", settings.telemetry, settings.state_dir)
         broker = bus.make_broker(settings.nats_url, name="ingest", tracer_provider=provider)
         await broker.connect()
-        pool = await create_pool(settings.database_url)
-        app.state.deps = IngestDeps(settings=settings, broker=broker, pool=pool)
+        pool = await create_pool(settings.database_url, server_settings=LEDGER_SESSION)
+        sns = HttpSns(ttl_s=settings.ingest.sns_certificate_ttl_s)
+        tracing = provider if settings.telemetry.exporter != "none" else None
+        deps = app.state.deps = build_deps(settings, broker, pool, sns, tracer_provider=tracing)
+        assert isinstance(deps.deliveries, PgDeliveryLedger)
+        pruner = asyncio.create_task(prune_forever(deps.deliveries, deps.config.edge.delivery_retention_s))
+        _log_exposure(deps.config)
         try:
             yield
         finally:
+            pruner.cancel()
+            await sns.aclose()
             await broker.stop()
             await pool.close()
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def build_deps(
+    settings: Settings,
+    broker: NatsBroker,
+    pool: asyncpg.Pool,
+    sns: SnsGateway,
+    clock: Callable[[], datetime] | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> IngestDeps:
+    """The real adapters around a connected broker and pool."""
+    config = IngestConfig.from_settings(settings)
+    return IngestDeps(
+        config=config,
+        publisher=JetStreamPublisher(broker, config.publish_timeout_s, tracer_provider),
+        deliveries=PgDeliveryLedger(pool),
+        sns=sns,
+        **({"clock": clock} if clock else {}),
+    )
+
+
+def _log_exposure(config: IngestConfig) -> None:
+    """Say which providers are refused for want of a secret and which are open without one (never the secrets)."""
+    opened = [p for p in config.edge.open_providers if not config.secrets.get(p)]
+    missing = sorted(p for p, s in config.secrets.items() if not s and p not in opened and p != "sns")
+    if opened:
+        log.warning(
+            "ingest: %s accepted WITHOUT verification (ingest.open_providers; local use only)", ", ".join(opened)
+        )
+    if missing:
+        log.info("ingest: no secret configured for %s: those webhooks are refused (401)", ", ".join(missing))
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, with SO_REUSEPORT: several ingest processes on one host share the port (and the load)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # Accepted sockets inherit this; without it small responses wait on delayed ACKs (~40 ms each).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
 
 
 def main() -> None:
@@ -48,7 +112,15 @@ def main() -> None:
     setup_logging("ingest", settings.log_level)
     cfg = IngestConfig.from_settings(settings)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=cfg.host, port=cfg.port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            create_app(settings),
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            backlog=2048,
+        )
     )
 
     async def serve() -> None:
@@ -56,6 +128,6 @@ def main() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         log.info("ingest listening on http://%s:%d", cfg.host, cfg.port)
-        await server.serve()
+        await server.serve(sockets=[listen_socket(cfg.host, cfg.port)])
 
-    asyncio.run(serve())
+    uvloop.run(serve())  # libuv event loop; uvicorn picks httptools for HTTP/1.1 parsing on its own

@@ -1,116 +1,172 @@
-"""Ingest HTTP routes: validate, publish durably, and only then answer 2xx."""
+"""Ingest HTTP routes: content type -> size -> verify -> normalize -> dedup -> publish, and only then 2xx."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import httpx
 import nats.errors
-from faststream.nats import NatsBroker
-from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pagerpatch import bus
-from pagerpatch.settings import Settings
-from schemas.events import AlertReceived
-from services.ingest import adapters, logic
+from services.ingest import logic
+from services.ingest.adapters import DeliveryStore, Publisher, SnsGateway
+from services.ingest.providers import PROVIDERS, Context, Delivery, Rejection, WebhookRequest
+from services.ingest.settings import IngestConfig
 
 log = logging.getLogger(__name__)
+
+# Our own outages: answered 503 + Retry-After, never 4xx (providers disable hooks after repeated 4xx).
+OUTAGES: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    nats.errors.Error,
+)
+
+
+REMOTE_FAILURES: tuple[type[BaseException], ...] = (httpx.HTTPError, *OUTAGES)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class IngestDeps:
-    settings: Settings
-    broker: NatsBroker
-    pool: asyncpg.Pool
+    config: IngestConfig
+    publisher: Publisher
+    deliveries: DeliveryStore
+    sns: SnsGateway
+    clock: Callable[[], datetime] = _utcnow
 
 
-def _error(status: int, reason: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": reason}, status_code=status, headers=headers or None)
+def _json(body: Any, status: int, **headers: str) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-async def read_body(request: Request, limit: int) -> bytes | JSONResponse:
+def _refuse(provider: str, rejection: Rejection) -> Response:
+    log.info("refused %s webhook: %d %s", provider, rejection.status, rejection.reason)
+    return _json({"error": rejection.reason}, rejection.status)
+
+
+def _unavailable(deps: IngestDeps, provider: str, what: str, exc: BaseException) -> Response:
+    log.warning("%s webhook: %s failed (%s); answered 503", provider, what, type(exc).__name__)
+    retry = str(deps.config.edge.retry_after_s)
+    return _json(
+        {"error": "pagerpatch cannot accept this delivery right now; retry later"}, 503, **{"Retry-After": retry}
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes | Rejection:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        return _error(413, f"body of {declared} bytes exceeds the limit of {limit}")
+        return Rejection(413, f"body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return _error(413, f"body exceeds the limit of {limit} bytes")
+            return Rejection(413, f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def generic_webhook(request: Request) -> JSONResponse:
+async def publish_delivery(deps: IngestDeps, source: str, delivery: Delivery) -> bool:
+    """Claim the delivery id, publish every event (awaiting each PubAck), mark it published. True: a duplicate."""
+    if delivery.delivery_id:
+        claim = await deps.deliveries.claim(source, delivery.delivery_id, delivery.events[0].event_id)
+        if claim.published:
+            return True
+    if len(delivery.events) == 1:
+        duplicate = await deps.publisher.publish(delivery.events[0])
+    else:
+        duplicate = all(await asyncio.gather(*(deps.publisher.publish(e) for e in delivery.events)))
+    if delivery.delivery_id:
+        await deps.deliveries.mark_published(source, delivery.delivery_id)
+    return duplicate
+
+
+async def webhook(request: Request) -> Response:
+    name = request.path_params["provider"]
+    provider = PROVIDERS.get(name)
+    if provider is None:
+        return _json({"error": f"unknown provider {name[:50]!r}; known: {', '.join(sorted(PROVIDERS))}"}, 404)
     deps: IngestDeps = request.app.state.deps
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        return _error(415, f"content type must be application/json, got {ctype or 'none'!r}")
-    body = await read_body(request, deps.settings.ingest_max_body_bytes)
-    if isinstance(body, JSONResponse):
-        return body
+    cfg = deps.config
+    ctype = logic.media_type(request.headers.get("content-type"))
+    refusal = logic.content_type_refusal(provider, ctype)
+    if refusal is not None:
+        return _refuse(name, refusal)
+    body = await read_body(request, cfg.max_body_bytes)
+    if isinstance(body, Rejection):
+        return _refuse(name, body)
+    access = logic.access(provider, cfg)
+    if isinstance(access, Rejection):
+        return _refuse(name, access)
+    req = WebhookRequest(headers=request.headers, body=body, content_type=ctype)
+    ctx = Context(now=deps.clock(), settings=cfg.edge, secrets=cfg.secrets.get(name, ()), team=cfg.team)
+    if provider.certificate_url is not None:
+        url = provider.certificate_url(req, ctx)
+        if isinstance(url, Rejection):
+            return _refuse(name, url)
+        try:
+            ctx = dataclasses.replace(ctx, certificate=await deps.sns.certificate(url))
+        except REMOTE_FAILURES as exc:
+            return _unavailable(deps, name, "fetching the signing certificate", exc)
+    if access == "verify":
+        refusal = provider.verify(req, ctx)
+        if refusal is not None:
+            return _refuse(name, refusal)
+    outcome = provider.normalize(req, ctx)
+    if isinstance(outcome, Rejection):
+        return _refuse(name, outcome)
+    if outcome.confirm_url is not None:
+        try:
+            await deps.sns.confirm(outcome.confirm_url)
+        except REMOTE_FAILURES as exc:
+            return _unavailable(deps, name, "confirming the subscription", exc)
+        log.info("%s subscription confirmed", name)
+    if not outcome.events:
+        return _json(dict(outcome.reply or {"accepted": True}), 200)
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, f"body is not valid JSON: {exc}")
-    if not isinstance(data, dict):
-        return _error(400, "body must be a JSON object")
-    try:
-        alert = logic.GenericAlert.model_validate(data)
-    except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:10])
-        return _error(400, f"invalid alert: {reasons}")
-    delivery = request.headers.get("x-pagerpatch-delivery") or request.headers.get("idempotency-key")
-    if delivery is not None and not (0 < len(delivery) <= 300):
-        return _error(400, "delivery id must be 1 to 300 characters")
-    try:
-        if delivery:
-            known = await adapters.seen(deps.pool, "generic", delivery)
-            if known is not None:
-                return JSONResponse({"event_id": str(known), "duplicate": True}, status_code=202)
-        payload = logic.normalize(alert, data, delivery, datetime.now(UTC))
-        event = AlertReceived.create(
-            payload, source="ingest", team=deps.settings.team, event_id=logic.event_id_for("generic", delivery)
-        )
-        duplicate = await bus.publish(deps.broker, event, timeout=deps.settings.bus.publish_timeout_s)
-        if delivery:
-            await adapters.remember(deps.pool, "generic", delivery, event.event_id)
-    except (TimeoutError, OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
-        log.warning("could not accept alert durably: %s", type(exc).__name__)
-        return _error(503, "pagerpatch cannot store the alert right now; retry later", **{"Retry-After": "5"})
-    return JSONResponse({"event_id": str(event.event_id), "duplicate": duplicate}, status_code=202)
+        duplicate = await publish_delivery(deps, name, outcome)
+    except OUTAGES as exc:
+        return _unavailable(deps, name, "storing the delivery durably", exc)
+    ids = [str(e.event_id) for e in outcome.events]
+    answer: dict[str, Any] = {"event_id": ids[0], "duplicate": duplicate}
+    if len(ids) > 1:  # grouped notifications (Alertmanager, Grafana)
+        answer["event_ids"] = ids
+    return _json(answer, provider.accepted_status)
 
 
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+async def healthz(request: Request) -> Response:
+    return _json({"status": "ok"}, 200)
 
 
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> Response:
     deps: IngestDeps = request.app.state.deps
     checks: dict[str, str] = {}
-    try:
-        await asyncio.wait_for(deps.broker.config.connection_state.stream.account_info(), timeout=2)
-        checks["bus"] = "ok"
-    except Exception as exc:
-        checks["bus"] = f"unavailable: {type(exc).__name__}"
-    try:
-        await asyncio.wait_for(deps.pool.fetchval("SELECT 1"), timeout=2)
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unavailable: {type(exc).__name__}"
+    for name, probe in (("bus", deps.publisher.ready), ("database", deps.deliveries.ready)):
+        try:
+            await asyncio.wait_for(probe(), timeout=2)
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"unavailable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+    return _json({"ready": ready, **checks}, 200 if ready else 503)
 
 
 routes = [
-    Route("/webhooks/generic", generic_webhook, methods=["POST"]),
+    Route("/webhooks/{provider}", webhook, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
 ]

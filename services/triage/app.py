@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pagerpatch.runtime import Service, service_main
+from services.triage.deps import TriageDeps
 from services.triage.handlers import service
-from services.triage.settings import TriageConfig
 
 
-def create_service() -> Service[TriageConfig]:
+def create_service() -> Service[TriageDeps]:
     return service
 
 
 def main() -> None:
-    service_main(create_service(), TriageConfig.from_settings)
+    service_main(create_service(), TriageDeps.from_settings)

@@ -1,24 +1,30 @@
-"""Triage's view of the settings tree."""
+"""Triage's view of the settings tree: the triage rules and the service catalog."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from pagerpatch.settings import Settings
-from schemas.events import Severity
+from pagerpatch.settings import ServiceEntry, Settings, TriageSettings
 
 
 @dataclass(frozen=True)
 class TriageConfig:
-    window: timedelta
-    default_severity: Severity
-    tiers: dict[str, int]
+    rules: TriageSettings = field(default_factory=TriageSettings)
+    catalog: dict[str, ServiceEntry] = field(default_factory=dict)
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.rules.dedup_window_s)
+
+    def tier(self, service: str) -> int | None:
+        entry = self.catalog.get(service)
+        return entry.tier if entry else None
+
+    def team(self, service: str) -> str | None:
+        entry = self.catalog.get(service)
+        return entry.team if entry else None
 
     @classmethod
     def from_settings(cls, s: Settings) -> TriageConfig:
-        return cls(
-            window=timedelta(seconds=s.triage.dedup_window_s),
-            default_severity=s.triage.default_severity,
-            tiers={name: entry.tier for name, entry in s.service_catalog.items()},
-        )
+        return cls(rules=s.triage, catalog=dict(s.service_catalog))

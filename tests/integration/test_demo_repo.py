@@ -14,7 +14,7 @@ from pagerpatch.demo_repo import DEPLOY_PREFIX, DemoBuildError, DemoRepo, build_
 from pagerpatch.settings import RepoConfig
 from pagerpatch.stacktrace import parse_trace
 from pagerpatch.suspect import find_suspect
-from pagerpatch.workspace import Workspaces
+from pagerpatch.worktrees import Workspaces
 from schemas.events import AlertReceivedPayload, Severity
 
 pytestmark = [

@@ -5,18 +5,23 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 import nats
 import pytest
+from faststream.nats import NatsBroker
 
 from pagerpatch import bus, store
 from pagerpatch.embedded import EmbeddedNats
-from pagerpatch.settings import BusSettings, Settings
-from schemas import streams, subjects
-from services.ingest.app import create_app
+from pagerpatch.settings import BusSettings, IngestSettings, Settings
+from schemas import streams
+from services.ingest.adapters import HttpSns
+from services.ingest.app import build_deps, create_app
 from services.ingest.handlers import IngestDeps
+from tests.support.ingest import stored
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +35,16 @@ ALERT = {
 }
 
 
-async def make_client(nats_url: str, db: str, tmp_path: Any, **overrides: Any) -> tuple[httpx.AsyncClient, IngestDeps]:
+@dataclass
+class Running:
+    deps: IngestDeps
+    broker: NatsBroker
+    pool: asyncpg.Pool
+
+
+async def make_client(nats_url: str, db: str, tmp_path: Any, **overrides: Any) -> tuple[httpx.AsyncClient, Running]:
+    # The generic endpoint opened without a secret, as the local `pagerpatch up` does.
+    overrides.setdefault("ingest", IngestSettings(open_providers=["generic"]))
     settings = Settings(nats_url=nats_url, database_url=db, home=tmp_path, **overrides)
     await store.migrate(db)
     nc = await nats.connect(nats_url)
@@ -39,13 +53,15 @@ async def make_client(nats_url: str, db: str, tmp_path: Any, **overrides: Any) -
     app = create_app(settings)
     broker = bus.make_broker(nats_url, name="ingest-test")
     await broker.connect()
-    deps = IngestDeps(settings=settings, broker=broker, pool=await store.create_pool(db))
-    app.state.deps = deps
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest"), deps
+    pool = await store.create_pool(db)
+    app.state.deps = build_deps(settings, broker, pool, HttpSns())
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest"), Running(
+        app.state.deps, broker, pool
+    )
 
 
 @pytest.fixture
-async def client(nats_url: str, fresh_db: str, tmp_path: Any) -> AsyncIterator[tuple[httpx.AsyncClient, IngestDeps]]:
+async def client(nats_url: str, fresh_db: str, tmp_path: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Running]]:
     c, deps = await make_client(nats_url, fresh_db, tmp_path, ingest_max_body_bytes=4096)
     yield c, deps
     await c.aclose()
@@ -53,30 +69,12 @@ async def client(nats_url: str, fresh_db: str, tmp_path: Any) -> AsyncIterator[t
     await deps.pool.close()
 
 
-async def stored(nats_url: str, event_id: str) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    sub = await js.subscribe(subjects.ALERT_RECEIVED, stream=streams.EVENTS_STREAM, ordered_consumer=True)
-    out = []
-    try:
-        while True:
-            msg = await sub.next_msg(timeout=0.5)
-            data = json.loads(msg.data)
-            if data["event_id"] == event_id:
-                out.append(data)
-    except nats.errors.TimeoutError:
-        pass
-    finally:
-        await nc.drain()
-    return out
-
-
 async def test_accepted_alert_is_in_the_stream_before_the_202(client, nats_url) -> None:
     c, _ = client
     resp = await c.post("/webhooks/generic", json=ALERT)
     assert resp.status_code == 202
     event_id = resp.json()["event_id"]
-    [event] = await stored(nats_url, event_id)
+    [event] = await stored(nats_url, [event_id])
     assert event["type"] == "alert.received"
     p = event["payload"]
     assert p["source"] == "generic" and p["service"] == "checkout" and p["severity_hint"] == "critical"
@@ -92,7 +90,7 @@ async def test_retried_delivery_is_published_once(client, nats_url) -> None:
     assert first.status_code == second.status_code == 202
     assert first.json()["event_id"] == second.json()["event_id"]
     assert second.json()["duplicate"] is True
-    assert len(await stored(nats_url, first.json()["event_id"])) == 1
+    assert len(await stored(nats_url, [first.json()["event_id"]])) == 1
 
 
 @pytest.mark.parametrize(

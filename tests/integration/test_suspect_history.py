@@ -6,7 +6,6 @@ code at HEAD, and `find_suspect` must name the commit whose revert fixes it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from pagerpatch import workspace
 from pagerpatch.stacktrace import ParsedTrace, parse_trace
 from pagerpatch.suspect import Region, SuspectReport, enclosing_region, find_suspect
+from tests.support.git import git
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,19 +38,7 @@ class Repo:
     count: int = 0
 
     def git(self, *args: str, date: str = "2024-03-01T12:00:00+01:00", who: str = "Dana") -> str:
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": who,
-            "GIT_AUTHOR_EMAIL": f"{who.lower()}@example.com",
-            "GIT_COMMITTER_NAME": who,
-            "GIT_COMMITTER_EMAIL": f"{who.lower()}@example.com",
-            "GIT_AUTHOR_DATE": date,
-            "GIT_COMMITTER_DATE": date,
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_CONFIG_NOSYSTEM": "1",
-        }
-        proc = subprocess.run(["git", *args], cwd=self.path, env=env, check=True, capture_output=True, text=True)
-        return proc.stdout
+        return git(self.path, *args, date=date, who=who)
 
     def commit(self, files: dict[str, str], message: str, who: str = "Dana") -> str:
         for rel, text in files.items():

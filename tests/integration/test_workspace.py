@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,9 @@ import pytest
 
 from pagerpatch import workspace
 from pagerpatch.settings import RepoConfig
-from pagerpatch.workspace import GitError, Workspaces
+from pagerpatch.workspace import GitError
+from pagerpatch.worktrees import Workspaces
+from tests.support.git import git
 
 pytestmark = [
     pytest.mark.integration,
@@ -28,22 +29,6 @@ def _next_date() -> str:
     """Strictly increasing commit dates, one hour apart, in a fixed +01:00 zone."""
     moment = datetime(2024, 3, 1, 12, tzinfo=timezone(timedelta(hours=1))) + timedelta(hours=next(_CLOCK))
     return moment.isoformat()
-
-
-def git(repo: Path, *args: str, date: str = "2024-03-01T12:00:00+01:00", who: str = "Dana") -> str:
-    """Test-side git with a fixed identity and no user config."""
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": who,
-        "GIT_AUTHOR_EMAIL": f"{who.lower()}@example.com",
-        "GIT_COMMITTER_NAME": who,
-        "GIT_COMMITTER_EMAIL": f"{who.lower()}@example.com",
-        "GIT_AUTHOR_DATE": date,
-        "GIT_COMMITTER_DATE": date,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
 
 
 def commit(repo: Path, files: dict[str, str], message: str, who: str = "Dana") -> str:
@@ -276,6 +261,35 @@ def test_revert_conflict_is_a_clear_failure_and_leaves_the_worktree_clean(
     assert workspace.resolve(path, "HEAD") == later
     assert git(path, "status", "--porcelain") == ""
     assert not (path / ".git").is_dir()  # still a linked worktree
+
+
+def test_revert_under_lock_contention_is_raised_for_a_retry_not_reported_as_a_failed_revert(
+    ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]
+) -> None:
+    path = ws.worktree(repo_cfg, "inc-5", "main", "fix")
+    git_dir = Path(git(path, "rev-parse", "--absolute-git-dir").strip())
+    (git_dir / "index.lock").write_text("")  # another git process is mid-write
+    with pytest.raises(workspace.GitError) as caught:
+        workspace.revert(path, history["third"])
+    assert caught.value.contention
+    (git_dir / "index.lock").unlink()
+    assert workspace.revert(path, history["third"]).ok  # and the retry succeeds
+
+
+def test_revert_in_a_vanished_worktree_is_raised_for_a_retry_not_reported_as_a_failed_revert(
+    ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]
+) -> None:
+    path = ws.worktree(repo_cfg, "inc-6", "main", "fix")
+    shutil.rmtree(path)  # something removed the working tree under us: an environment fault, not the commit's
+    with pytest.raises((workspace.GitError, FileNotFoundError)) as caught:
+        workspace.revert(path, history["third"])
+    assert not isinstance(caught.value, workspace.GitError) or caught.value.contention
+    # The fault seen in CI, word for word, is classified the same way.
+    seen = workspace.GitError(("revert",), 128, "fatal: cannot create directory at 'ledger': No such file or directory")
+    assert seen.contention
+    # A fresh worktree (what fixgen makes for its retry) reverts cleanly.
+    fresh = ws.worktree(repo_cfg, "inc-6", "main", "fix")
+    assert workspace.revert(fresh, history["third"]).ok
 
 
 def test_concurrent_requests_share_one_clone(ws: Workspaces, repo_cfg: RepoConfig, history: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Generic alert validation, normalization into alert.received and delivery-id based event ids (pure)."""
+"""Generic alert validation and mapping, normalization into alert.received, event ids, and who gets verified (pure)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemas.events import AlertReceivedPayload
-from services.ingest.logic import RAW_LIMIT, GenericAlert, clip_raw, event_id_for, normalize
+from pagerpatch.settings import IngestSettings
+from schemas.events import AlertReceived, AlertReceivedPayload
+from services.ingest import logic
+from services.ingest.providers import PROVIDERS, Context, Rejection, WebhookRequest, generic
+from services.ingest.providers.common import RAW_LIMIT, clip_raw, event_id_for
+from services.ingest.providers.generic import GenericAlert
+from services.ingest.providers.generic import to_payload as normalize
+from services.ingest.settings import IngestConfig
 
 RECEIVED = datetime(2024, 6, 3, 10, 0, 1, tzinfo=UTC)
 
@@ -204,3 +210,91 @@ def test_no_delivery_id_random_each_time(delivery: str | None) -> None:
     ids = {event_id_for("generic", delivery) for _ in range(5)}
     assert len(ids) == 5
     assert all(isinstance(i, uuid.UUID) and i.version == 4 for i in ids)
+
+
+# ---------------------------------------------------------------- generic field mapping
+
+FOREIGN = {
+    "alert": {"name": "Checkout 5xx", "state": "ALERTING", "priority": 1},
+    "tags": {"app": "checkout", "env": "prod"},
+    "urls": ["https://grafana.example/d/1", "not a url"],
+    "status": "this key means nothing with a mapping",
+}
+MAPPING = {"title": "/alert/name", "service": "tags.app", "status": "alert.state", "severity": "/alert/priority",
+           "labels": "/tags", "links": "urls"}  # fmt: skip
+
+
+def _generic(body: dict[str, Any], mapping: dict[str, str]) -> Any:
+    c = Context(now=RECEIVED, settings=IngestSettings(generic_mapping=mapping))  # type: ignore[arg-type]
+    return generic.normalize(WebhookRequest(headers={}, body=json.dumps(body).encode()), c)
+
+
+def test_mapping_turns_any_json_into_an_alert() -> None:
+    out = _generic(FOREIGN, MAPPING)
+    [event] = out.events
+    assert isinstance(event, AlertReceived)
+    p = event.payload
+    assert (p.title, p.service, p.status, p.severity_hint) == ("Checkout 5xx", "checkout", "firing", "1")
+    assert p.labels == {"app": "checkout", "env": "prod"} and p.links == ["https://grafana.example/d/1"]
+    assert json.loads(p.raw or "") == FOREIGN
+
+
+@pytest.mark.parametrize(("state", "status"), [("OK", "resolved"), ("resolved", "resolved"), ("triggered", "firing")])
+def test_mapping_understands_common_state_words(state: str, status: str) -> None:
+    body = {**FOREIGN, "alert": {**FOREIGN["alert"], "state": state}}
+    assert _generic(body, MAPPING).events[0].payload.status == status
+
+
+def test_mapping_names_the_path_of_a_missing_field() -> None:
+    out = _generic({"tags": {"app": "x"}}, MAPPING)
+    assert isinstance(out, Rejection) and out.status == 400
+    assert "title: Field required (mapped from /alert/name)" in out.reason
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("/a/b", 1), ("a.b", 1), ("/list/1", "y"), ("list.0", "x"), ("/a~1b", 2), ("/missing", None), ("a.b.c", None)],
+)
+def test_resolve_paths(path: str, value: Any) -> None:
+    assert generic.resolve({"a": {"b": 1}, "list": ["x", "y"], "a/b": 2}, path) == value
+
+
+# ---------------------------------------------------------------- who is verified
+
+
+def _config(secrets: dict[str, tuple[bytes, ...]] | None = None, **edge: Any) -> IngestConfig:
+    return IngestConfig(host="127.0.0.1", port=0, max_body_bytes=1024, edge=IngestSettings(**edge),
+                        secrets=secrets or {})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("provider", "config", "expected"),
+    [
+        ("github", _config({"github": (b"s",)}), "verify"),
+        ("github", _config({"github": (b"s",)}, open_providers=["github"]), "verify"),  # a secret is always checked
+        ("github", _config(open_providers=["github"]), "open"),
+        ("github", _config(), "PAGERPATCH_GITHUB_WEBHOOK_SECRET"),
+        ("generic", _config(open_providers=["github"]), "PAGERPATCH_GENERIC_WEBHOOK_SECRET"),
+        ("alertmanager", _config(), "PAGERPATCH_ALERTMANAGER_TOKEN"),
+        ("sns", _config(), "sns_topic_arns"),
+        ("sns", _config(sns_topic_arns=["arn:aws:sns:us-east-1:1:t"]), "verify"),
+        ("sns", _config(open_providers=["sns"]), "verify"),  # AWS's signature is checked even when opened
+    ],
+)
+def test_access(provider: str, config: IngestConfig, expected: str) -> None:
+    got = logic.access(PROVIDERS[provider], config)
+    if isinstance(got, Rejection):
+        assert got.status == 401 and expected in got.reason and "open_providers" in got.reason
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [("application/json", True), ("Application/JSON; charset=utf-8", True), ("text/plain", False), (None, False)],
+)
+def test_content_types(header: str | None, ok: bool) -> None:
+    refusal = logic.content_type_refusal(PROVIDERS["github"], logic.media_type(header))
+    assert (refusal is None) == ok
+    if refusal is not None:
+        assert refusal.status == 415 and "application/json" in refusal.reason

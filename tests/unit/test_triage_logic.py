@@ -1,21 +1,14 @@
-"""Triage decisions: title normalization, top frames, fingerprint, severity and dedup (pure, table-driven)."""
+"""Triage identity and severity: title normalization, top frames, fingerprint/group, severity (pure, table-driven)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from schemas.events import AlertReceivedPayload, Severity
-from services.triage.logic import (
-    LiveIncident,
-    dedup,
-    fingerprint,
-    normalize_title,
-    severity,
-    top_frames,
-)
+from services.triage.fingerprint import canonical_inputs, fingerprint, keys, normalize_title, top_frames
+from services.triage.logic import severity
 
 # ---------------------------------------------------------------- normalize_title
 
@@ -171,10 +164,9 @@ def test_same_problem_same_fingerprint(first: AlertReceivedPayload, second: Aler
     "other",
     [
         alert(service="payments"),
-        alert(source="sentry"),
-        alert(title="ValueError in checkout for order 1234"),
         alert(stack_trace=OTHER_TRACE),
         alert(stack_trace=None),
+        alert(stack_trace=None, title="ValueError in checkout for order 1234"),
     ],
 )
 def test_different_problem_different_fingerprint(other: AlertReceivedPayload) -> None:
@@ -223,7 +215,7 @@ def test_computed_fingerprint_is_32_hex_chars() -> None:
 def test_severity_from_hint_words(hint: str, expected: Severity) -> None:
     decision = severity(hint, tier=2, default=Severity.P2)
     assert decision.severity == expected
-    assert decision.reasons == (f"severity hint {hint!r} -> {expected.value}",)
+    assert decision.reasons == (f"severity: hint {hint!r} -> {expected.value}",)
 
 
 @pytest.mark.parametrize(
@@ -238,22 +230,22 @@ def test_severity_from_hint_words(hint: str, expected: Severity) -> None:
 def test_unknown_hint_uses_default_with_reason(hint: str | None, default: Severity) -> None:
     decision = severity(hint, tier=None, default=default)
     assert decision.severity == default
-    assert decision.reasons == (f"no usable severity hint ({hint!r}): default {default.value}",)
+    assert decision.reasons == (f"severity: no usable hint ({hint!r}); default {default.value}",)
 
 
 @pytest.mark.parametrize(
     ("hint", "tier", "expected", "tier_reason"),
     [
-        ("p1", 0, Severity.P0, "tier-0 service: raised one level"),
-        ("warning", 0, Severity.P2, "tier-0 service: raised one level"),
+        ("p1", 0, Severity.P0, "severity: tier-0 service, raised one level"),
+        ("warning", 0, Severity.P2, "severity: tier-0 service, raised one level"),
         ("p0", 0, Severity.P0, None),  # never above P0
-        ("p0", 3, Severity.P1, "tier-3 service: lowered one level"),
-        ("error", 3, Severity.P3, "tier-3 service: lowered one level"),
+        ("p0", 3, Severity.P1, "severity: tier-3 service, lowered one level"),
+        ("error", 3, Severity.P3, "severity: tier-3 service, lowered one level"),
         ("info", 3, Severity.P3, None),  # never below P3
         ("error", 1, Severity.P2, None),
         ("error", 2, Severity.P2, None),
         ("error", None, Severity.P2, None),
-        (None, 0, Severity.P1, "tier-0 service: raised one level"),  # default P2, raised
+        (None, 0, Severity.P1, "severity: tier-0 service, raised one level"),  # default P2, raised
     ],
 )
 def test_tier_adjusts_severity(hint: str | None, tier: int | None, expected: Severity, tier_reason: str | None) -> None:
@@ -264,35 +256,91 @@ def test_tier_adjusts_severity(hint: str | None, tier: int | None, expected: Sev
         assert decision.reasons[-1] == tier_reason
 
 
-# ---------------------------------------------------------------- dedup
-
-NOW = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
-WINDOW = timedelta(hours=6)
+# ---------------------------------------------------------------- severity: kind and blast radius
 
 
 @pytest.mark.parametrize(
-    ("last_seen_ago", "duplicate"),
+    ("hint", "kind", "expected"),
     [
-        (timedelta(0), True),
-        (timedelta(minutes=5), True),
-        (WINDOW, True),  # the window is inclusive
-        (WINDOW + timedelta(seconds=1), False),
-        (timedelta(days=3), False),
+        (None, "availability", Severity.P1),
+        (None, "error", Severity.P2),
+        (None, "latency", Severity.P2),
+        (None, "saturation", Severity.P3),
+        (None, "ci_failure", Severity.P3),
+        (None, "something-new", Severity.P2),  # unknown kind: the default
+        ("critical", "ci_failure", Severity.P1),  # the source's own severity wins over the kind
     ],
 )
-def test_dedup_by_window(last_seen_ago: timedelta, duplicate: bool) -> None:
-    live = LiveIncident(id="inc-1", last_seen_at=NOW - last_seen_ago, occurrences=4)
-    verdict = dedup(live, NOW, WINDOW)
-    if duplicate:
-        assert verdict.duplicate_of == "inc-1"
-        assert "inc-1" in verdict.reason
-        assert "4x" in verdict.reason
-    else:
-        assert verdict.duplicate_of is None
-        assert "outside the dedup window" in verdict.reason
+def test_kind_sets_severity_when_the_source_gives_none(hint: str | None, kind: str, expected: Severity) -> None:
+    assert severity(hint, None, Severity.P2, kind).severity == expected
 
 
-def test_dedup_without_live_incident_is_new() -> None:
-    verdict = dedup(None, NOW, WINDOW)
-    assert verdict.duplicate_of is None
-    assert verdict.reason == "no live incident with this fingerprint"
+@pytest.mark.parametrize(
+    ("radius", "expected", "raised"),
+    [(1, Severity.P2, False), (2, Severity.P2, False), (3, Severity.P1, True), (40, Severity.P1, True)],
+)
+def test_blast_radius_raises_one_level_at_the_threshold(radius: int, expected: Severity, raised: bool) -> None:
+    decision = severity("error", None, Severity.P2, None, blast_radius=radius, blast_threshold=3)
+    assert decision.severity == expected
+    assert any("blast radius" in r for r in decision.reasons) == raised
+
+
+def test_tier_and_blast_radius_stack_but_never_pass_p0() -> None:
+    assert severity("error", 0, Severity.P2, None, 5, 3).severity == Severity.P0
+    assert severity("critical", 0, Severity.P2, None, 5, 3).severity == Severity.P0
+
+
+# ---------------------------------------------------------------- replicas, hosts, groups
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("OOMKilled checkout-7f9c8d6b5-x2x7q", "OOMKilled checkout-7f9c8d6b5-kq9zt"),
+        ("OOMKilled checkout-7f9c8d6b5-x2x7q", "OOMKilled checkout-5d4b7c9f8-a1b2c"),
+        ("disk full on ip-10-0-0-1", "disk full on ip-10-0-12-201"),
+        ("instance i-0abc123def4567890 unhealthy", "instance i-0fff9990aaa111222 unhealthy"),
+        ("upstream 10.0.3.7:8080 refused", "upstream 10.0.9.12:8080 refused"),
+        ("job failed at 2024-06-03T12:00:01Z", "job failed at 2024-06-04T08:30:00.123+00:00"),
+        ("fluentd-8kx2p restarted", "fluentd-z9q4m restarted"),
+    ],
+)
+def test_replica_hosts_and_timestamps_normalize_alike(first: str, second: str) -> None:
+    assert normalize_title(first) == normalize_title(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("OOMKilled checkout-7f9c8d6b5-x2x7q", "OOMKilled payments-7f9c8d6b5-x2x7q"),
+        ("disk full on orders-db", "disk full on users-db"),
+    ],
+)
+def test_different_workloads_stay_apart(first: str, second: str) -> None:
+    assert normalize_title(first) != normalize_title(second)
+
+
+def test_canonical_inputs_sort_normalize_and_drop_resource_keys() -> None:
+    a = canonical_inputs({"alertname": "HighLatency", "instance": "10.0.0.1:9100", "job": "api"})
+    b = canonical_inputs({"job": "api", "instance": "10.0.0.2:9100", "alertname": "HighLatency"})
+    assert a == b == "alertname=highlatency;job=api"
+
+
+def test_same_error_from_another_source_joins_the_group_but_is_its_own_alert() -> None:
+    generic, sentry = keys(alert()), keys(alert(source="sentry"))
+    assert generic.group_key == sentry.group_key
+    assert generic.fingerprint != sentry.fingerprint
+
+
+def test_replicas_share_group_and_fingerprint_but_keep_their_resource() -> None:
+    a = keys(alert(stack_trace=None, title="5xx on checkout", resource="checkout-7f9c8d6b5-x2x7q"))
+    b = keys(alert(stack_trace=None, title="5xx on checkout", resource="checkout-7f9c8d6b5-kq9zt"))
+    assert a.group_key == b.group_key and a.fingerprint == b.fingerprint
+    assert (a.resource, b.resource) == ("checkout-7f9c8d6b5-x2x7q", "checkout-7f9c8d6b5-kq9zt")
+
+
+def test_fingerprint_inputs_identify_an_alert_whatever_its_title_says() -> None:
+    one = alert(stack_trace=None, title="CPU 91% on db", fingerprint_inputs={"alarm": "db-cpu-high"})
+    two = alert(stack_trace=None, title="CPU at 97 percent", fingerprint_inputs={"alarm": "db-cpu-high"})
+    other = alert(stack_trace=None, title="CPU 91% on db", fingerprint_inputs={"alarm": "db-memory-high"})
+    assert fingerprint(one) == fingerprint(two) != fingerprint(other)

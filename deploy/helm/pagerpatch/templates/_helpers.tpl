@@ -1,0 +1,37 @@
+{{- define "pagerpatch.fullname" -}}
+{{- printf "%s" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "pagerpatch.labels" -}}
+app.kubernetes.io/name: pagerpatch
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "pagerpatch.env" -}}
+- name: NATS_URL
+  value: {{ .Values.natsUrl | quote }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.databaseUrlSecret }}
+      key: DATABASE_URL
+- name: PAGERPATCH_HOME
+  value: /var/lib/pagerpatch
+{{- if .Values.config }}
+- name: PAGERPATCH_CONFIG_FILE
+  value: /etc/pagerpatch/pagerpatch.yaml
+{{- end }}
+{{- range $k, $v := .Values.env }}
+- name: {{ $k }}
+  value: {{ $v | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "pagerpatch.envFrom" -}}
+{{- range .Values.envFromSecrets }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,176 @@
+"""The tool-use loop: model turn → tool calls run concurrently → results back, until an answer or the step budget.
+
+Context discipline: once the model has seen a turn's raw tool outputs, they are replaced in the conversation by
+the facts drawn from them (from the tool, from the cheap model with `facts="llm"`, or the output's head).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from pagerpatch.llm import structured
+from pagerpatch.llm.context import Conversation
+from pagerpatch.llm.scope import CallScope, Spent
+from pagerpatch.llm.tools import FACTS_FALLBACK_CHARS, ToolCall
+
+if TYPE_CHECKING:
+    from pagerpatch.llm.runtime import LlmRuntime
+
+M = TypeVar("M", bound=BaseModel)
+
+FINAL_NOW = "Give your final answer now by calling the answer tool."
+OUT_OF_STEPS = "The step budget is used up. Give your final answer now, with what you know, by calling the answer tool."
+
+
+class ExtractedFacts(BaseModel):
+    """The facts in a tool's output that matter for the investigation, each one short and self-contained."""
+
+    facts: list[str] = Field(max_length=20)
+
+
+@dataclass
+class LoopResult(Generic[M]):
+    """How the loop ended (`completed`, or `max_steps` when the step budget ran out), and what it produced."""
+
+    outcome: Literal["completed", "max_steps"]
+    output: M | None
+    text: str
+    conversation: Conversation
+    turns: int
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    spent: Spent = field(default_factory=Spent)
+
+
+def _params(content: list[Any]) -> list[dict[str, Any]]:
+    """Response blocks as request blocks (only the fields the API accepts back)."""
+    out: list[dict[str, Any]] = []
+    for b in content:
+        if b.type == "text":
+            out.append({"type": "text", "text": b.text})
+        elif b.type == "tool_use":
+            out.append({"type": "tool_use", "id": b.id, "name": b.name, "input": b.input})
+        else:
+            out.append(b.model_dump(mode="json", exclude_none=True))
+    return out
+
+
+async def run_tools(
+    rt: LlmRuntime,
+    *,
+    agent: str,
+    step: str,
+    conversation: Conversation,
+    output: type[M] | None,
+    system: str | None,
+    scope: CallScope,
+    max_steps: int | None,
+    compress: bool,
+    facts: Literal["tool", "llm"],
+    tool_context: dict[str, Any],
+) -> LoopResult[M]:
+    spec = rt.governance.agent(agent)
+    tools = [b.definition() for b in rt.tools.offered(agent)]
+    if output is not None:
+        tools.append(structured.output_tool(output))
+    limit = max_steps or spec.max_steps or rt.llm.max_steps
+    parallel = spec.max_parallel_tools or rt.llm.max_parallel_tools
+    base: dict[str, Any] = {
+        "model": rt.model_for(agent, step),
+        "max_tokens": rt.max_tokens_for(spec, step),
+        "system": rt.system_for(agent, step, system),
+    }
+    if tools:
+        base["tools"] = tools
+    result: LoopResult[M] = LoopResult("completed", None, "", conversation, 0)
+
+    for turn in range(1, limit + 1):
+        result.turns = turn
+        msg = await rt.call(scope, {**base, "messages": conversation.messages()}, result.spent)
+        tag = f"{step}:turn:{turn}"
+        conversation.assistant(_params(msg.content), tag)
+        result.text = "".join(b.text for b in msg.content if b.type == "text")
+        uses = [b for b in msg.content if b.type == "tool_use"]
+        final = next((u for u in uses if output is not None and u.name == structured.tool_name(output)), None)
+        if final is not None and output is not None:
+            closing = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": u.id,
+                    "content": "Answer recorded." if u is final else "Not executed: the final answer was given.",
+                }
+                for u in uses
+            ]
+            conversation.user(closing, tag)
+            result.output = await rt.validated(output, final.input, scope, result.spent)
+            return result
+        if not uses:
+            if output is not None:
+                result.output = await _final_answer(rt, base, conversation, output, scope, result, FINAL_NOW)
+            return result
+        calls = await rt.tools.run_turn(
+            uses, agent=agent, incident_id=scope.incident_id, team=scope.team, parallel=parallel, extra=tool_context
+        )
+        if facts == "llm":
+            calls = await _llm_facts(rt, scope, calls, result.spent)
+        result.tool_calls.extend(calls)
+        if compress:
+            conversation.compress_tool_results()  # earlier turns: the model has seen their raw outputs
+        entry = conversation.user([c.result_block() for c in calls], tag)
+        entry.facts = {c.id: c.facts for c in calls if c.facts != c.content}
+
+    result.outcome = "max_steps"
+    if output is not None:
+        result.output = await _final_answer(rt, base, conversation, output, scope, result, OUT_OF_STEPS)
+    return result
+
+
+async def _final_answer(
+    rt: LlmRuntime,
+    base: dict[str, Any],
+    conversation: Conversation,
+    output: type[M],
+    scope: CallScope,
+    result: LoopResult[M],
+    note: str,
+) -> M:
+    conversation.user(note, f"{scope.step}:final")
+    request = {**base, "messages": conversation.messages(), "tool_choice": structured.forced(output)}
+    msg = await rt.call(scope, request, result.spent)
+    conversation.assistant(_params(msg.content), f"{scope.step}:final")
+    _, answer = structured.answer_of(msg, output)
+    return await rt.validated(output, answer, scope, result.spent)
+
+
+async def _llm_facts(rt: LlmRuntime, scope: CallScope, calls: list[ToolCall], spent: Spent) -> list[ToolCall]:
+    """Facts of long outputs drawn by the cheap model (step `extract_facts`), concurrently."""
+
+    async def one(c: ToolCall) -> ToolCall:
+        if c.outcome != "ok" or c.tool_facts or len(c.content) <= FACTS_FALLBACK_CHARS:
+            return c
+        got = await rt.structured(
+            agent=scope.agent,
+            step="extract_facts",
+            output=ExtractedFacts,
+            prompt=f"Extract the facts that matter for an incident investigation from this output of tool "
+            f"`{c.name}` called with {c.arguments}:\n<output>\n{c.content}\n</output>",
+            incident_id=scope.incident_id,
+            team=scope.team,
+            spent=spent,
+        )
+        return ToolCall(
+            c.id,
+            c.name,
+            c.arguments,
+            c.outcome,
+            c.content,
+            "\n".join(f"- {f}" for f in got.facts),
+            c.truncated,
+            c.duration_ms,
+            True,
+        )
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))

@@ -1,0 +1,204 @@
+"""`POST /webhooks/sentry`: integration-platform webhooks; issues, alert-rule events and errors (with their trace)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from services.ingest.providers import common
+from services.ingest.providers.base import Context, Delivery, Provider, Rejection, WebhookRequest
+from services.ingest.providers.common import dig, text
+
+NAME = "sentry"
+MAX_FRAMES = 60
+
+
+def verify(req: WebhookRequest, ctx: Context) -> Rejection | None:
+    """`Sentry-Hook-Signature`: hex HMAC-SHA256 of the raw body with the integration's client secret."""
+    sig = req.header("sentry-hook-signature")
+    if not sig:
+        return Rejection(401, "missing Sentry-Hook-Signature")
+    if not re.fullmatch(r"\s*[0-9a-fA-F]{64}\s*", sig):
+        return Rejection(401, "malformed Sentry-Hook-Signature (expected 64 hex digits)")
+    if not common.any_hmac_matches(ctx.secrets, req.body, [sig]):
+        return Rejection(401, "Sentry-Hook-Signature does not match")
+    return None
+
+
+# ---------------------------------------------------------------- stack traces
+
+
+def _frame(f: Any) -> tuple[str, str, str, str, str]:
+    path = text(dig(f, "abs_path"), 500) or text(dig(f, "filename"), 500) or "?"
+    line = str(dig(f, "lineno")) if isinstance(dig(f, "lineno"), int) else "0"
+    return (
+        path,
+        line,
+        text(dig(f, "function"), 200) or "?",
+        text(dig(f, "module"), 300) or "",
+        text(dig(f, "context_line"), 500) or "",
+    )
+
+
+def render_trace(event: Any) -> str | None:
+    """The event's exception(s) as the platform would print them, so diagnosis can parse the trace."""
+    values = dig(event, "exception", "values")
+    if not isinstance(values, list) or not values:
+        return None
+    platform = (text(dig(event, "platform"), 50) or "python").lower()
+    chunks = []
+    for exc in values[-3:]:  # chained exceptions: the last is the one that was raised
+        frames = dig(exc, "stacktrace", "frames")
+        frames = [_frame(f) for f in frames[-MAX_FRAMES:] if isinstance(f, dict)] if isinstance(frames, list) else []
+        etype, evalue = text(dig(exc, "type"), 200) or "Error", text(dig(exc, "value"), 2000) or ""
+        if platform in ("javascript", "node"):
+            lines = [f"{etype}: {evalue}"] + [f"    at {fn} ({p}:{ln}:0)" for p, ln, fn, _m, _c in reversed(frames)]
+        elif platform == "java":
+            lines = [f"{etype}: {evalue}"] + [
+                f"\tat {m + '.' if m else ''}{fn}({p.rsplit('/', 1)[-1]}:{ln})" for p, ln, fn, m, _c in reversed(frames)
+            ]
+        elif platform == "go":
+            lines = [f"panic: {etype}: {evalue}", "", "goroutine 1 [running]:"]
+            for p, ln, fn, m, _c in reversed(frames):
+                lines += [f"{m + '.' if m else ''}{fn}(...)", f"\t{p}:{ln} +0x0"]
+        else:
+            lines = ["Traceback (most recent call last):"]
+            for p, ln, fn, _m, ctx_line in frames:
+                lines.append(f'  File "{p}", line {ln}, in {fn}')
+                if ctx_line:
+                    lines.append(f"    {ctx_line}")
+            lines.append(f"{etype}: {evalue}" if evalue else etype)
+        chunks.append("\n".join(lines))
+    return "\n\n".join(chunks)
+
+
+def _project_slug(event: Any) -> str | None:
+    for key in ("url", "web_url", "issue_url"):
+        m = re.search(r"/projects/[^/]+/([^/]+)/", text(dig(event, key), 2000) or "")
+        if m:
+            return m.group(1)
+    return None
+
+
+# ---------------------------------------------------------------- resources
+
+
+def _issue(data: Any, action: str, ctx: Context, delivery: str) -> Delivery:
+    if action not in ("created", "unresolved", "resolved"):
+        return Delivery.ignored(delivery, f"issue {action} is not an alert for pagerpatch")
+    issue = dig(data, "data", "issue")
+    meta = dig(issue, "metadata")
+    issue_id = text(dig(issue, "id"), 100)
+    project = text(dig(issue, "project", "slug"), 200)
+    details = [text(dig(issue, "culprit"), 2000), text(dig(meta, "value"), 2000), text(dig(meta, "filename"), 500)]
+    alert = common.alert_event(
+        ctx,
+        source=NAME,
+        delivery_id=delivery,
+        status="resolved" if action == "resolved" else "firing",
+        title=text(dig(issue, "title"), 500),
+        service=project,
+        resource=text(dig(issue, "culprit"), 500),
+        description="\n".join(d for d in details if d),
+        severity_hint=text(dig(issue, "level"), 50) or text(dig(issue, "priority"), 50),
+        labels={
+            k: v
+            for k, v in {
+                "level": text(dig(issue, "level")),
+                "short_id": text(dig(issue, "shortId")),
+                "platform": text(dig(issue, "platform")),
+                "project": project,
+                "substatus": text(dig(issue, "substatus")),
+            }.items()
+            if v
+        },
+        links_=common.links(dig(issue, "web_url"), dig(issue, "permalink")),
+        fingerprint_inputs={"issue": issue_id or "", "project": project or ""},
+        kind="error",
+        occurred_at=common.parse_time(dig(issue, "lastSeen")) or common.parse_time(dig(issue, "firstSeen")),
+        raw=data,
+    )
+    return Delivery(delivery_id=delivery, events=(alert,))
+
+
+def _event(data: Any, resource: str, ctx: Context, delivery: str) -> Delivery:
+    event = dig(data, "data", "event") if resource == "event_alert" else dig(data, "data", "error")
+    if not isinstance(event, dict):
+        return Delivery.ignored(delivery, f"{resource} without an event")
+    tags = common.string_map(dig(event, "tags"))
+    issue_id = text(dig(event, "issue_id"), 100) or text(dig(event, "groupID"), 100)
+    project = tags.get("service") or _project_slug(event)
+    rule = text(dig(data, "data", "triggered_rule"), 500)
+    inputs = {"issue": issue_id} if issue_id else {"title": text(dig(event, "title"), 500) or ""}
+    alert = common.alert_event(
+        ctx,
+        source=NAME,
+        delivery_id=delivery,
+        title=text(dig(event, "title"), 500) or text(dig(event, "message"), 500),
+        service=project,
+        resource=text(dig(event, "culprit"), 500) or text(dig(event, "location"), 500),
+        description="\n".join(
+            x for x in (f"alert rule: {rule}" if rule else None, text(dig(event, "message"), 5000)) if x
+        ),
+        severity_hint=text(dig(event, "level"), 50),
+        labels=tags,
+        stack_trace=render_trace(event),
+        links_=common.links(dig(event, "web_url"), dig(event, "issue_url")),
+        version=text(dig(event, "release"), 100),
+        fingerprint_inputs={**inputs, "project": project or ""},
+        kind="error",
+        occurred_at=common.parse_time(dig(event, "datetime")) or common.parse_time(dig(event, "timestamp")),
+        raw=data,
+    )
+    return Delivery(delivery_id=delivery, events=(alert,))
+
+
+def _metric_alert(data: Any, action: str, ctx: Context, delivery: str) -> Delivery:
+    if action not in ("critical", "warning", "resolved"):
+        return Delivery.ignored(delivery, f"metric alert {action} is not an alert for pagerpatch")
+    alert_obj = dig(data, "data", "metric_alert")
+    rule = dig(alert_obj, "alert_rule")
+    projects = dig(rule, "projects")
+    alert = common.alert_event(
+        ctx,
+        source=NAME,
+        delivery_id=delivery,
+        status="resolved" if action == "resolved" else "firing",
+        title=text(dig(data, "data", "description_title"), 500) or text(dig(rule, "name"), 500),
+        service=text(projects[0], 200) if isinstance(projects, list) and projects else None,
+        description=text(dig(data, "data", "description_text"), 5000),
+        severity_hint=action if action != "resolved" else None,
+        links_=common.links(dig(data, "data", "web_url")),
+        fingerprint_inputs={"alert_rule": text(dig(rule, "id"), 100) or text(dig(rule, "name"), 500) or ""},
+        kind=common.guess_kind(text(dig(rule, "aggregate"), 200), text(dig(rule, "name"), 500)),
+        occurred_at=common.parse_time(dig(alert_obj, "date_started")),
+        raw=data,
+    )
+    return Delivery(delivery_id=delivery, events=(alert,))
+
+
+def normalize(req: WebhookRequest, ctx: Context) -> Delivery | Rejection:
+    resource = (req.header("sentry-hook-resource") or "").strip()
+    if not resource:
+        return Rejection(400, "missing Sentry-Hook-Resource header")
+    data = common.parse_json_object(req.body)
+    if isinstance(data, Rejection):
+        return data
+    delivery = common.delivery_key(req.header("request-id")) or common.body_key(req.body)
+    action = text(dig(data, "action"), 100) or ""
+    if resource == "issue":
+        return _issue(data, action, ctx, delivery)
+    if resource in ("event_alert", "error"):
+        return _event(data, resource, ctx, delivery)
+    if resource == "metric_alert":
+        return _metric_alert(data, action, ctx, delivery)
+    return Delivery.ignored(delivery, f"{resource} {action}".strip() + " is not used by pagerpatch")
+
+
+PROVIDER = Provider(
+    name=NAME,
+    content_types=frozenset({"application/json"}),
+    verify=verify,
+    normalize=normalize,
+    secret_env="PAGERPATCH_SENTRY_CLIENT_SECRET",
+)

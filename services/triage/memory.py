@@ -1,0 +1,134 @@
+"""An in-memory triage store with the Postgres store's semantics, for the eval and for fast tests.
+
+It keeps incidents and observations in dicts; `tests/integration/test_triage_store.py` replays the golden
+dataset through both stores and requires identical decisions, so the eval's figures hold for production.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas.events import Severity
+from services.triage.engine import Loaded, Prior
+from services.triage.logic import CLOSABLE_STATES, AlertFacts, Decision, LiveIncident, Observation
+
+TERMINAL = frozenset({"resolved", "rejected", "failed", "pr_closed"})
+
+
+@dataclass
+class MemIncident:
+    id: uuid.UUID
+    group_key: str
+    title: str
+    service: str
+    severity: Severity
+    repo: str | None
+    team: str | None
+    reasons: tuple[str, ...]
+    opened_at: datetime
+    last_seen_at: datetime
+    state: str = "open"
+    occurrences: int = 1
+    outcome: str | None = None
+
+
+@dataclass
+class MemObservation:
+    alert: AlertFacts
+    decision: Decision
+    incident_id: uuid.UUID | None
+
+
+@dataclass
+class MemoryTriageStore:
+    repos: dict[str, str] = field(default_factory=dict)  # service -> repository name
+    incidents: dict[uuid.UUID, MemIncident] = field(default_factory=dict)
+    observations: dict[str, MemObservation] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def unit(self, group_key: str, exclusive: bool = True) -> AsyncIterator[MemoryUnit]:
+        yield MemoryUnit(self)
+
+    def live(self, group_key: str) -> MemIncident | None:
+        live = [i for i in self.incidents.values() if i.group_key == group_key and i.state not in TERMINAL]
+        return max(live, key=lambda i: i.last_seen_at) if live else None
+
+
+class MemoryUnit:
+    def __init__(self, store: MemoryTriageStore) -> None:
+        self.store = store
+
+    async def load(
+        self, alert: AlertFacts, incident_id: uuid.UUID, since: datetime, limit: int, absorbed_since: datetime
+    ) -> Loaded:
+        s = self.store
+        prior: Prior | None = None
+        seen = s.observations.get(alert.event_id)
+        if seen is not None:
+            inc = s.incidents.get(seen.incident_id) if seen.incident_id else None
+            prior = Prior(
+                seen.decision,
+                str(seen.incident_id) if seen.incident_id else None,
+                inc.occurrences if inc else 1,
+                inc.repo if inc else None,
+            )
+        live = s.live(alert.keys.group_key)
+        group = [
+            o for o in s.observations.values() if o.alert.keys.group_key == alert.keys.group_key and o.alert.at >= since
+        ]
+        group = sorted(group, key=lambda o: o.alert.at)[-limit:]
+        return Loaded(
+            prior=prior,
+            live=LiveIncident(
+                id=str(live.id), last_seen_at=live.last_seen_at, occurrences=live.occurrences,
+                severity=live.severity, state=live.state, opened_at=live.opened_at,
+            ) if live else None,
+            history=[
+                Observation(
+                    event_id=o.alert.event_id, fingerprint=o.alert.keys.fingerprint, resource=o.alert.keys.resource,
+                    status=o.alert.status, at=o.alert.at, decision=o.decision.classification, rules=o.decision.rules,
+                )
+                for o in group
+            ],
+        )  # fmt: skip
+
+    async def repo_for(self, service: str) -> str | None:
+        return self.store.repos.get(service)
+
+    async def open_incident(
+        self, alert: AlertFacts, decision: Decision, incident_id: uuid.UUID, repo: str | None, team: str | None
+    ) -> bool:
+        s = self.store
+        if incident_id in s.incidents or s.live(alert.keys.group_key) is not None:
+            return False
+        s.incidents[incident_id] = MemIncident(
+            id=incident_id, group_key=alert.keys.group_key, title=alert.title, service=alert.service,
+            severity=decision.severity, repo=repo, team=team, reasons=decision.reasons, opened_at=alert.at,
+            last_seen_at=alert.at,
+        )  # fmt: skip
+        return True
+
+    async def record(self, alert: AlertFacts, decision: Decision, incident_id: uuid.UUID | None) -> int:
+        s = self.store
+        if alert.event_id in s.observations:
+            inc = s.incidents.get(incident_id) if incident_id else None
+            return inc.occurrences if inc else 1
+        s.observations[alert.event_id] = MemObservation(alert, decision, incident_id)
+        inc = s.incidents.get(incident_id) if incident_id else None
+        if inc is None or decision.classification != "duplicate":
+            return 1
+        if alert.status == "firing":
+            inc.occurrences += 1
+            inc.last_seen_at = max(inc.last_seen_at, alert.at)
+        return inc.occurrences
+
+    async def close_incident(self, incident_id: uuid.UUID, outcome: str) -> bool:
+        inc = self.store.incidents.get(incident_id)
+        if inc is None or inc.state not in CLOSABLE_STATES:
+            return False
+        inc.state, inc.outcome = "resolved", outcome
+        return True

@@ -1,0 +1,1 @@
+"""Test support code: fake servers and config helpers."""

@@ -1,0 +1,80 @@
+"""compose.yaml, the Helm chart and the Dockerfile name things that exist: services, modules, settings, paths."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pagerpatch.settings import Settings
+from pagerpatch.supervisor import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "pagerpatch"
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+def _setting_exists(env_name: str) -> bool:
+    aliases = {"NATS_URL": "nats_url", "DATABASE_URL": "database_url", "ANTHROPIC_API_KEY": None}
+    if env_name in aliases:
+        return True
+    if not env_name.startswith("PAGERPATCH_"):
+        return False
+    top = env_name.removeprefix("PAGERPATCH_").lower().split("__")[0]
+    return top in Settings.model_fields or top == "config_file"
+
+
+def test_compose_runs_every_service_as_its_module() -> None:
+    services = _compose()["services"]
+    for name in SERVICES:
+        assert services[name]["command"] == ["python", "-m", f"services.{name}"], name
+        assert importlib.util.find_spec(f"services.{name}.__main__") is not None
+    assert {"nats", "postgres", "setup"} <= set(services)
+    assert "pagerpatch bus setup" in services["setup"]["command"][-1]
+    assert "pagerpatch db migrate" in services["setup"]["command"][-1]
+
+
+def test_compose_environment_names_are_real_settings() -> None:
+    for name, svc in _compose()["services"].items():
+        for var in svc.get("environment") or {}:
+            if name in ("nats", "postgres"):
+                continue
+            assert _setting_exists(var), f"{name}: {var} is not a pagerpatch setting"
+
+
+def test_chart_deploys_every_service_and_only_real_settings() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values["services"]) == set(SERVICES)
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["name"] == "pagerpatch"
+    templates = "".join(p.read_text() for p in (CHART / "templates").iterdir())
+    for var in set(re.findall(r"name: ((?:PAGERPATCH|NATS|DATABASE)_[A-Z_]+)", templates)) | set(values["env"]):
+        assert _setting_exists(var), var
+    assert "services.{{ $name }}" in templates
+
+
+@pytest.mark.parametrize("line", [ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.startswith("COPY")])
+def test_dockerfile_copies_paths_that_exist(line: str) -> None:
+    for src in line.split()[1:-1]:
+        assert (ROOT / src).exists(), src
+
+
+def test_the_readme_configuration_example_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pagerpatch.settings import load_settings
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\n# pagerpatch.yaml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "pagerpatch.yaml"
+    config.write_text(block)
+    monkeypatch.setenv("PAGERPATCH_CONFIG_FILE", str(config))
+    settings = load_settings()
+    assert settings.repos[0].name == "shop"
+    assert settings.triage.maintenance[0].name == "reindex"
+    assert settings.policy.approval_threshold == "HIGH"
