@@ -98,6 +98,29 @@ def distinct_alert(i: int, start: datetime) -> AlertReceived:
     return AlertReceived.create(payload, source="ingest")
 
 
+def cpu_by_role(triage_pid: int) -> dict[str, float]:
+    """CPU seconds so far of this benchmark, the triage process, Postgres and nats-server (children of this one)."""
+    me = psutil.Process()
+    roles = {"bench": me.cpu_times().user + me.cpu_times().system, "triage": 0.0, "postgres": 0.0, "nats": 0.0}
+    for child in me.children(recursive=True):
+        try:
+            name, times = child.name(), child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        role = (
+            "triage"
+            if child.pid == triage_pid
+            else "postgres"
+            if "postgres" in name
+            else "nats"
+            if "nats" in name
+            else None
+        )
+        if role:
+            roles[role] += times.user + times.system
+    return roles
+
+
 class Rss:
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
@@ -157,7 +180,10 @@ async def main(storm: int, distinct: int, raw: int) -> None:
         rss_start = rss.now()
         start = datetime.now(UTC)
 
-        published, drained = await triage_hop(js, [storm_alert(i, start) for i in range(storm)], rss)
+        events = [storm_alert(i, start) for i in range(storm)]
+        cpu0 = cpu_by_role(proc.pid)
+        published, drained = await triage_hop(js, events, rss)
+        cpu1 = cpu_by_role(proc.pid)
         async with store.connection(db_url) as conn:
             incidents = await conn.fetchval("SELECT count(*) FROM incidents")
             decisions = dict(await conn.fetch("SELECT decision, count(*) FROM alert_observations GROUP BY 1"))
@@ -176,12 +202,18 @@ async def main(storm: int, distinct: int, raw: int) -> None:
         print(f"\nraw nats-py hop (publish + pull consume + ack, {raw} msgs): {raw_rate:,.0f} msgs/s")
         print(f"storm: {storm} alerts of one group -> {incidents} incident(s); decisions {decisions}; "
               f"model calls {calls} (hinted decisions {hinted})")  # fmt: skip
-        print(f"  published in {published:.2f}s, drained in {drained:.2f}s ({drained - published:.2f}s after the "
-              f"last publish): {storm_rate:,.0f} alerts/s = {100 * storm_rate / raw_rate:.0f}% of the raw hop")
+        print(
+            f"  published in {published:.2f}s, drained in {drained:.2f}s ({drained - published:.2f}s after the "
+            f"last publish): {storm_rate:,.0f} alerts/s = {100 * storm_rate / raw_rate:.0f}% of the raw hop"
+        )
+        per = {k: 1e6 * (cpu1[k] - cpu0[k]) / storm for k in cpu0}
+        print("  CPU per alert: " + ", ".join(f"{k} {v:,.0f} µs" for k, v in per.items()))
         print(f"  triage RSS: start {rss_start / mb:.0f} MB, peak {storm_peak / mb:.0f} MB, end {storm_end / mb:.0f} MB"
               f" (peak over both runs {max(rss.samples) / mb:.0f} MB)")  # fmt: skip
-        print(f"distinct: {distinct} alerts of {distinct} services -> {opened} incidents in {d_drained:.2f}s: "
-              f"{opened / d_drained:,.0f} incidents/s ({100 * distinct / d_drained / raw_rate:.0f}% of the raw hop)")
+        print(
+            f"distinct: {distinct} alerts of {distinct} services -> {opened} incidents in {d_drained:.2f}s: "
+            f"{opened / d_drained:,.0f} incidents/s ({100 * distinct / d_drained / raw_rate:.0f}% of the raw hop)"
+        )
     finally:
         if proc is not None and proc.returncode is None:
             proc.terminate()

@@ -47,6 +47,44 @@ def summarize(event: Event[Any]) -> str:
     return ""
 
 
+def changes_state(events: Sequence[Event[Any]]) -> bool:
+    """Whether recording `events` may move an incident's state (otherwise only timeline rows are added)."""
+    return any(e.incident_id is not None and e.type in STATE_AFTER for e in events)
+
+
+@dataclass(frozen=True)
+class TimelineRows:
+    """incident_events rows as parallel arrays, for one `unnest` insert."""
+
+    event_ids: list[uuid.UUID]
+    incident_ids: list[uuid.UUID]
+    types: list[str]
+    sources: list[str]
+    occurred_at: list[datetime]
+    summaries: list[str]
+
+    def args(self) -> tuple[list[Any], ...]:
+        return (self.event_ids, self.incident_ids, self.types, self.sources, self.occurred_at, self.summaries)
+
+
+def timeline_rows(events: Sequence[Event[Any]]) -> TimelineRows:
+    tracked = [e for e in events if e.incident_id is not None]
+    return TimelineRows(
+        event_ids=[e.event_id for e in tracked],
+        incident_ids=[e.incident_id for e in tracked if e.incident_id is not None],
+        types=[e.type for e in tracked],
+        sources=[e.source for e in tracked],
+        occurred_at=[e.occurred_at for e in tracked],
+        summaries=[summarize(e) for e in tracked],
+    )
+
+
+# Appends timeline rows given as parallel arrays ($n .. $n+5), skipping ones already there.
+INSERT_TIMELINE = """INSERT INTO incident_events (event_id, incident_id, type, source, occurred_at, summary)
+    SELECT * FROM unnest($%d::uuid[], $%d::uuid[], $%d::text[], $%d::text[], $%d::timestamptz[], $%d::text[])
+    ON CONFLICT (event_id) DO NOTHING"""
+
+
 async def record(conn: asyncpg.Connection, events: Sequence[Event[Any]]) -> None:
     """Add events to their incidents' timelines and move each incident's state forward (in the caller's transaction)."""
     tracked = [e for e in events if e.incident_id is not None]

@@ -342,8 +342,14 @@ class Settings(BaseSettings):
         return [p for p in v.split(",") if p] if isinstance(v, str) else v
 
     @field_validator(
-        "github_webhook_secret", "slack_signing_secret", "pagerduty_webhook_secret", "linear_webhook_secret",
-        "sentry_client_secret", "grafana_webhook_secret", "alertmanager_token", "generic_webhook_secret",
+        "github_webhook_secret",
+        "slack_signing_secret",
+        "pagerduty_webhook_secret",
+        "linear_webhook_secret",
+        "sentry_client_secret",
+        "grafana_webhook_secret",
+        "alertmanager_token",
+        "generic_webhook_secret",
         mode="before",
     )
     @classmethod
@@ -370,7 +376,6 @@ class Settings(BaseSettings):
             if r.name == name:
                 return r
         raise KeyError(name)
-
 
 
 def config_path() -> Path | None:

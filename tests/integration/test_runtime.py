@@ -13,14 +13,22 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from pagerpatch import bus, store
+from pagerpatch import bus, incidents, store
+from pagerpatch.checkpoints import Checkpoints
 from pagerpatch.errors import Poison, Transient
 from pagerpatch.runtime import RunningService, Service, StageContext, start_service, stop_service
 from pagerpatch.settings import BusSettings, Settings
 from schemas import streams, subjects
 from schemas.codec import encode
 from schemas.envelope import Event
-from schemas.events import AlertReceived, AlertReceivedPayload, AlertSuppressed, AlertSuppressedPayload
+from schemas.events import (
+    AlertReceived,
+    AlertReceivedPayload,
+    AlertSuppressed,
+    AlertSuppressedPayload,
+    IncidentOpened,
+    IncidentOpenedPayload,
+)
 from schemas.streams import ConsumerDef
 
 pytestmark = pytest.mark.integration
@@ -269,3 +277,36 @@ async def test_migrations_apply_once_in_order(fresh_db) -> None:
             await conn.execute("UPDATE audit_log SET actor = 'mallory'")
     finally:
         await conn.close()
+
+
+async def test_finish_with_timeline_stores_outputs_and_timeline_once(pool) -> None:
+    checkpoints = Checkpoints(pool, "kernel-test")
+    event = alert()
+    incident = uuid.uuid4()
+    out = event.derive(AlertSuppressed, AlertSuppressedPayload(fingerprint="fp", reason="duplicate",
+                       incident_id=incident), stage="kernel-test", incident_id=incident)  # fmt: skip
+    assert not incidents.changes_state([event, out])
+    await checkpoints.begin(event)
+    stored = await checkpoints.finish_with_timeline(event, [out], incidents.timeline_rows([event, out]))
+    assert [s.event_id for s in stored] == [out.event_id]
+
+    # A second finish of the same work (a racing redelivery) neither rewrites the outputs nor adds a row.
+    other = event.derive(AlertSuppressed, AlertSuppressedPayload(fingerprint="fp", reason="noise"), stage="x")
+    await checkpoints.finish_with_timeline(event, [other], incidents.timeline_rows([event, other]))
+    again = await checkpoints.begin(event)
+    assert again.status == "done" and [o.event_id for o in again.outputs] == [out.event_id]
+    rows = await pool.fetch("SELECT event_id, incident_id, type, summary FROM incident_events")
+    assert [dict(r) for r in rows] == [
+        {"event_id": out.event_id, "incident_id": incident, "type": "alert.suppressed", "summary": "duplicate"}
+    ]
+
+
+def test_only_state_moving_events_need_the_transaction() -> None:
+    event = alert()
+    incident = uuid.uuid4()
+    opened = event.derive(IncidentOpened, IncidentOpenedPayload(fingerprint="fp", title="t", service="s",
+                          severity="P2"), stage="triage", incident_id=incident)  # fmt: skip
+    untracked = event.derive(IncidentOpened, opened.payload, stage="triage")  # no incident: nothing to move
+    assert incidents.changes_state([event, opened])
+    assert not incidents.changes_state([event, untracked])
+    assert incidents.timeline_rows([event, untracked]).event_ids == []
