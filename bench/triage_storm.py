@@ -98,26 +98,24 @@ def distinct_alert(i: int, start: datetime) -> AlertReceived:
     return AlertReceived.create(payload, source="ingest")
 
 
-def cpu_by_role(triage_pid: int) -> dict[str, float]:
-    """CPU seconds so far of this benchmark, the triage process, Postgres and nats-server (children of this one)."""
+def cpu_by_role(triage_pid: int, home: Path) -> dict[str, float]:
+    """CPU seconds so far of this benchmark, the triage process, Postgres (the postmaster under `home` and its
+    backends) and nats-server."""
     me = psutil.Process()
-    roles = {"bench": me.cpu_times().user + me.cpu_times().system, "triage": 0.0, "postgres": 0.0, "nats": 0.0}
-    for child in me.children(recursive=True):
+    procs = {p.pid: p for p in me.children(recursive=True)}
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if "postgres" in (p.info["name"] or "") and str(home) in " ".join(p.info["cmdline"] or ()):
+            procs[p.pid] = p
+            procs.update({c.pid: c for c in p.children(recursive=True)})
+    roles = {"bench": sum(me.cpu_times()[:2]), "triage": 0.0, "postgres": 0.0, "nats": 0.0}
+    for pid, proc in procs.items():
         try:
-            name, times = child.name(), child.cpu_times()
+            name, cpu = proc.name(), sum(proc.cpu_times()[:2])
         except psutil.NoSuchProcess:
             continue
-        role = (
-            "triage"
-            if child.pid == triage_pid
-            else "postgres"
-            if "postgres" in name
-            else "nats"
-            if "nats" in name
-            else None
-        )
+        role = "triage" if pid == triage_pid else "postgres" if "postgres" in name else "nats" if "nats" in name else ""
         if role:
-            roles[role] += times.user + times.system
+            roles[role] += cpu
     return roles
 
 
@@ -181,9 +179,9 @@ async def main(storm: int, distinct: int, raw: int) -> None:
         start = datetime.now(UTC)
 
         events = [storm_alert(i, start) for i in range(storm)]
-        cpu0 = cpu_by_role(proc.pid)
+        cpu0 = cpu_by_role(proc.pid, home)
         published, drained = await triage_hop(js, events, rss)
-        cpu1 = cpu_by_role(proc.pid)
+        cpu1 = cpu_by_role(proc.pid, home)
         async with store.connection(db_url) as conn:
             incidents = await conn.fetchval("SELECT count(*) FROM incidents")
             decisions = dict(await conn.fetch("SELECT decision, count(*) FROM alert_observations GROUP BY 1"))
