@@ -182,6 +182,9 @@ class PolicySettings(_Strict):
     max_diff_lines: int = Field(default=400, ge=1)
     max_files: int = Field(default=10, ge=1)
     approval_threshold: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"] = "HIGH"
+    # Slack user ids (U…) whose approve/reject buttons count; a click by anyone else is refused and audited.
+    # Empty: Slack buttons decide nothing (approve with the CLI).
+    slack_approvers: list[str] = Field(default_factory=list)
 
 
 class SandboxSettings(_Strict):

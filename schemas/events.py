@@ -228,6 +228,8 @@ class ApprovalDecidedPayload(Payload):
     decided_by: Annotated[str, Field(min_length=1, max_length=200)]
     reason: ShortText = ""
     channel: Literal["cli", "api", "slack"] = "cli"
+    # The decider's account id on the channel (a Slack user id): what `policy.slack_approvers` is checked against.
+    decided_by_id: Annotated[str, Field(max_length=200)] | None = None
 
 
 class ApprovalDecided(Event[ApprovalDecidedPayload]):

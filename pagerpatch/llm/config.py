@@ -133,6 +133,7 @@ class PoliciesFile(_Strict):
     protected_paths: list[str] | None = None
     max_diff_lines: int | None = Field(default=None, ge=1)
     max_files: int | None = Field(default=None, ge=1)
+    slack_approvers: list[str] | None = None
     permission_rules: list[PermissionRule] = Field(default_factory=list)
     redaction_patterns: dict[str, str] = Field(default_factory=dict)
     budgets: BudgetPolicy = Field(default_factory=BudgetPolicy)
@@ -201,7 +202,7 @@ def effective_policy(base: PolicySettings, policies: PoliciesFile | None) -> Pol
         return base
     update = {
         k: getattr(policies, k)
-        for k in ("approval_threshold", "protected_paths", "max_diff_lines", "max_files")
+        for k in ("approval_threshold", "protected_paths", "max_diff_lines", "max_files", "slack_approvers")
         if getattr(policies, k) is not None
     }
     return base.model_copy(update=update) if update else base

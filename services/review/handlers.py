@@ -63,6 +63,13 @@ async def on_decision(event: ApprovalDecided, ctx: StageContext[logic.RiskPolicy
     if event.incident_id is None:
         raise Poison("approval.decided without incident_id")
     d = event.payload
+    refused = logic.refusal(d, ctx.deps)
+    if refused is not None:
+        log.warning("approval.decided for %s refused: %s", event.incident_id, refused)
+        await store.audit(ctx.pool, actor=d.decided_by, action=f"approval.{d.decision}.refused",
+                          incident_id=event.incident_id,
+                          details={"reason": refused, "channel": d.channel, "account": d.decided_by_id})  # fmt: skip
+        return []
     async with ctx.pool.acquire() as conn:
         approval, decided_now = await adapters.decide(conn, event.incident_id, d.decision, d.decided_by, d.reason)
         if approval is None:

@@ -1,11 +1,11 @@
-"""Deterministic risk rules: diff size, files touched, protected paths, whether tests passed."""
+"""Deterministic risk rules (diff size, files touched, protected paths, whether tests passed) and who may decide."""
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
 
-from schemas.events import RiskAssessment, RiskLevel
+from schemas.events import ApprovalDecidedPayload, RiskAssessment, RiskLevel
 
 LEVELS = [RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.CRITICAL]
 
@@ -16,6 +16,7 @@ class RiskPolicy:
     max_diff_lines: int = 400
     max_files: int = 10
     approval_threshold: RiskLevel = RiskLevel.HIGH
+    slack_approvers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,19 @@ def assess(facts: FixFacts, policy: RiskPolicy) -> RiskAssessment:
 
 def needs_approval(risk: RiskAssessment, policy: RiskPolicy) -> bool:
     return LEVELS.index(risk.level) >= LEVELS.index(policy.approval_threshold)
+
+
+def refusal(decision: ApprovalDecidedPayload, policy: RiskPolicy) -> str | None:
+    """Why a decision may not count (None: it counts).
+
+    The CLI and API are operator tools (whoever runs them already holds the database); a Slack button can be
+    clicked by anyone in the workspace, so only the Slack user ids in `policy.slack_approvers` decide there.
+    """
+    if decision.channel != "slack":
+        return None
+    if not policy.slack_approvers:
+        return "no Slack approvers are configured (policy.slack_approvers): approve or reject with the CLI"
+    if decision.decided_by_id not in policy.slack_approvers:
+        who = decision.decided_by_id or "an unidentified user"
+        return f"Slack user {who} ({decision.decided_by}) is not in policy.slack_approvers"
+    return None

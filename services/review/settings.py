@@ -16,4 +16,5 @@ def risk_policy(s: Settings) -> RiskPolicy:
         max_diff_lines=policy.max_diff_lines,
         max_files=policy.max_files,
         approval_threshold=RiskLevel(policy.approval_threshold),
+        slack_approvers=frozenset(policy.slack_approvers),
     )

@@ -379,11 +379,8 @@ def test_slack_approval_button_decides(action_id: str, decision: str) -> None:
     d = run("slack", slack_headers(SECRET, body, NOW_S, "application/x-www-form-urlencoded"), body)
     [event] = d.events
     assert isinstance(event, ApprovalDecided) and event.incident_id == incident
-    assert (event.payload.decision, event.payload.decided_by, event.payload.channel) == (
-        decision,
-        "primary-owner",
-        "slack",
-    )
+    p = event.payload
+    assert (p.decision, p.decided_by, p.decided_by_id, p.channel) == (decision, "primary-owner", "W111", "slack")
     assert d.delivery_id == "111.222.valid"
 
 

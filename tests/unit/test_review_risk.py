@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.events import RiskAssessment, RiskLevel
-from services.review.logic import FixFacts, RiskPolicy, assess, is_protected, needs_approval
+from schemas.events import ApprovalDecidedPayload, RiskAssessment, RiskLevel
+from services.review.logic import FixFacts, RiskPolicy, assess, is_protected, needs_approval, refusal
 
 PATTERNS = ("deploy/**", "*.sql", "infra/", "Dockerfile", "secrets")
 
@@ -164,3 +164,21 @@ def test_default_policy_needs_approval_for_protected_but_not_small() -> None:
     policy = RiskPolicy(protected_paths=("deploy/**",))
     assert needs_approval(assess(facts(files=("deploy/a.yaml",)), policy), policy) is True
     assert needs_approval(assess(facts(), policy), policy) is False
+
+
+def _decision(channel: str, account: str | None) -> ApprovalDecidedPayload:
+    return ApprovalDecidedPayload(decision="approve", decided_by="dana", channel=channel, decided_by_id=account)
+
+
+def test_only_listed_slack_users_decide_and_the_cli_always_does() -> None:
+    policy = RiskPolicy(slack_approvers=frozenset({"U0DANA"}))
+    assert refusal(_decision("slack", "U0DANA"), policy) is None
+    assert "U0MALLORY (dana) is not in policy.slack_approvers" in str(refusal(_decision("slack", "U0MALLORY"), policy))
+    assert "unidentified" in str(refusal(_decision("slack", None), policy))
+    assert refusal(_decision("cli", None), policy) is None
+    assert refusal(_decision("api", None), RiskPolicy()) is None
+
+
+def test_slack_decides_nothing_until_approvers_are_configured() -> None:
+    reason = refusal(_decision("slack", "U0DANA"), RiskPolicy())
+    assert reason is not None and "policy.slack_approvers" in reason and "CLI" in reason

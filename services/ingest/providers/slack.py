@@ -101,7 +101,13 @@ def _block_actions(data: dict[str, Any], ctx: Context, raw: bytes) -> Delivery |
     )
     user = dig(data, "user")
     by = text(dig(user, "username"), 200) or text(dig(user, "name"), 200) or text(dig(user, "id"), 200) or "slack"
-    payload = ApprovalDecidedPayload(decision=decision, decided_by=by, reason="decided in Slack", channel="slack")
+    payload = ApprovalDecidedPayload(
+        decision=decision,
+        decided_by=by,
+        reason="decided in Slack",
+        channel="slack",
+        decided_by_id=text(dig(user, "id"), 200) or None,
+    )
     event = ApprovalDecided.create(
         payload, source="ingest", team=ctx.team, incident_id=incident, event_id=common.event_id_for(NAME, delivery)
     )
