@@ -44,6 +44,11 @@ def _outputs(rows: Sequence[dict[str, Any]]) -> tuple[StoredOutput, ...]:
     )
 
 
+def _stored(outputs: Sequence[Event[Any]]) -> list[dict[str, str]]:
+    """Outputs as the checkpoint row keeps them (what a redelivery re-publishes)."""
+    return [{"event_id": str(o.event_id), "subject": o.subject, "data": encode(o).decode()} for o in outputs]
+
+
 class Checkpoints:
     """Checkpoint store of one stage (one service's handler of one event kind)."""
 
@@ -78,7 +83,7 @@ class Checkpoints:
         self, event: Event[Any], outputs: Sequence[Event[Any]], conn: asyncpg.Connection | None = None
     ) -> tuple[StoredOutput, ...]:
         """Store the outputs of finished work; they are what a redelivery re-publishes."""
-        stored = [{"event_id": str(o.event_id), "subject": o.subject, "data": encode(o).decode()} for o in outputs]
+        stored = _stored(outputs)
         await (conn or self.pool).execute(
             """
             UPDATE checkpoints SET status = 'done', outputs = $3, finished_at = now(), last_error = NULL
@@ -98,7 +103,7 @@ class Checkpoints:
         Only for events that move no incident's state (`incidents.changes_state` is False); the others go through
         `finish` and `incidents.record` in one transaction.
         """
-        stored = [{"event_id": str(o.event_id), "subject": o.subject, "data": encode(o).decode()} for o in outputs]
+        stored = _stored(outputs)
         await self.pool.execute(
             f"""
             WITH done AS (

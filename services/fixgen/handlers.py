@@ -48,7 +48,8 @@ async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixgenDeps]) -> 
     async def prepare() -> tuple[Any, workspace.RevertResult]:
         def work() -> tuple[Any, workspace.RevertResult]:
             ws.cached_clone(repo)
-            for attempt in range(1, PREPARE_ATTEMPTS + 1):
+            attempt = 1
+            while True:
                 path = ws.worktree(repo, incident, d.base_commit, "fix-revert")
                 try:
                     return path, workspace.revert(path, suspect.sha)
@@ -56,11 +57,10 @@ async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixgenDeps]) -> 
                     # A lock race or a working tree that vanished: try again in a fresh worktree, then give up to
                     # the breaker (the message waits) -- never a fix.failed verdict for our own hiccup.
                     retryable = isinstance(exc, FileNotFoundError) or exc.contention
-                    if not retryable or attempt == PREPARE_ATTEMPTS:
+                    if not retryable or attempt >= PREPARE_ATTEMPTS:
                         raise
-                    log.warning("fixgen: preparing the revert for %s failed (%s); retrying in a fresh worktree",
-                                incident, exc)  # fmt: skip
-            raise AssertionError("unreachable")
+                    log.warning("fixgen: preparing the revert for %s failed (%s); retrying", incident, exc)
+                    attempt += 1
 
         return await asyncio.to_thread(work)
 

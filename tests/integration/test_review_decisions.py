@@ -24,7 +24,7 @@ from schemas.events import (
 from services.review import adapters
 from services.review.app import create_service
 from services.review.settings import risk_policy
-from tests.integration.test_runtime import js, make_settings, stream_events, wait_for  # noqa: F401 (js: fixture)
+from tests.integration.test_runtime import make_settings, stream_events, wait_for
 
 pytestmark = pytest.mark.integration
 SHA = "a" * 40
@@ -45,7 +45,7 @@ def decided(incident: uuid.UUID, account: str) -> ApprovalDecided:
     return ApprovalDecided.create(payload, source="ingest", incident_id=incident)
 
 
-async def test_a_slack_click_counts_only_from_a_listed_approver(nats_url, fresh_db, js, tmp_path) -> None:  # noqa: F811
+async def test_a_slack_click_counts_only_from_a_listed_approver(nats_url, fresh_db, js, tmp_path) -> None:
     settings = make_settings(nats_url, fresh_db, tmp_path)
     settings = settings.model_copy(update={"policy": PolicySettings(slack_approvers=["U0DANA"])})
     await bus.setup(js, settings.bus)

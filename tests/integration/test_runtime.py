@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import nats
@@ -36,20 +36,6 @@ pytestmark = pytest.mark.integration
 TEST_CONSUMER = ConsumerDef(
     durable="kernel-test", service="kernel-test", subject=subjects.ALERT_RECEIVED, ack_wait_s=3.0, max_deliver=3
 )
-
-
-@pytest.fixture
-async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    """A JetStream context on a clean slate: the pagerpatch streams are deleted before each test."""
-    nc = await nats.connect(nats_url)
-    jsc = nc.jetstream()
-    for s in streams.STREAMS:
-        try:
-            await jsc.delete_stream(s.name)
-        except nats.js.errors.NotFoundError:
-            pass
-    yield jsc
-    await nc.drain()
 
 
 def make_settings(nats_url: str, db: str, tmp_path: Any) -> Settings:
