@@ -32,8 +32,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pagerpatch import bus, store  # noqa: E402
-from pagerpatch.embedded import EmbeddedNats, EmbeddedPostgres, free_port  # noqa: E402
+from pagerpatch.kernel import bus, store  # noqa: E402
+from pagerpatch.ops.embedded import EmbeddedNats, EmbeddedPostgres, free_port  # noqa: E402
 from pagerpatch.settings import BusSettings  # noqa: E402
 
 SECRET = "bench-secret"

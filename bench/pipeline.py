@@ -23,9 +23,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pagerpatch import repos, store
-from pagerpatch.demo_repo import build_demo_repo, demo_alert
-from pagerpatch.runner import Stack
+from pagerpatch.git import repos
+from pagerpatch.kernel import store
+from pagerpatch.ops.demo_repo import build_demo_repo, demo_alert
+from pagerpatch.ops.runner import Stack
 from pagerpatch.settings import RepoConfig, Settings
 
 

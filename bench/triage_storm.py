@@ -29,8 +29,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pagerpatch import bus, store
-from pagerpatch.embedded import EmbeddedStack
+from pagerpatch.kernel import bus, store
+from pagerpatch.ops.embedded import EmbeddedStack
 from pagerpatch.settings import BusSettings
 from schemas import streams, subjects
 from schemas.codec import encode

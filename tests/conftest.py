@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from pagerpatch import store
-from pagerpatch.embedded import EmbeddedNats, EmbeddedPostgres
+from pagerpatch.kernel import store
+from pagerpatch.ops.embedded import EmbeddedNats, EmbeddedPostgres
 from tests.support.fake_anthropic import fake_anthropic  # noqa: F401  (fixture: fake Messages API server)
 
 

@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pagerpatch.kernel.redaction import redact
     from pagerpatch.llm.config import Governance, load_governance
     from pagerpatch.llm.context import Conversation, phase_prompt
     from pagerpatch.llm.errors import BudgetExceeded, LlmError, LlmUnavailable, StructuredOutputError
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from pagerpatch.llm.runtime import LlmDisabled, LlmRuntime
     from pagerpatch.llm.scope import Spent
     from pagerpatch.llm.tools import ToolCall
-    from pagerpatch.redaction import redact
 
 _EXPORTS = {
     "Governance": "pagerpatch.llm.config",
@@ -47,7 +47,7 @@ _EXPORTS = {
     "LlmRuntime": "pagerpatch.llm.runtime",
     "Spent": "pagerpatch.llm.scope",
     "ToolCall": "pagerpatch.llm.tools",
-    "redact": "pagerpatch.redaction",
+    "redact": "pagerpatch.kernel.redaction",
 }
 
 __all__ = [

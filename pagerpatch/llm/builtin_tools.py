@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pagerpatch import workspace
+from pagerpatch.git import workspace
 from pagerpatch.llm.registry import ToolContext, ToolOutput
 
 

@@ -21,8 +21,8 @@ import anthropic
 from anthropic.types import Message
 from opentelemetry import trace
 
-from pagerpatch.breakers import Breakers
-from pagerpatch.errors import Transient
+from pagerpatch.kernel.breakers import Breakers
+from pagerpatch.kernel.errors import Transient
 from pagerpatch.llm.config import llm_enabled
 from pagerpatch.llm.errors import LlmError, LlmUnavailable
 from pagerpatch.settings import LlmSettings, Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pagerpatch.errors import Transient
+from pagerpatch.kernel.errors import Transient
 
 BudgetScope = Literal["agent", "agent_incident", "team", "incident", "day"]
 

@@ -15,8 +15,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
-from pagerpatch import redaction
-from pagerpatch.breakers import Breakers
+from pagerpatch.kernel import redaction
+from pagerpatch.kernel.breakers import Breakers
+from pagerpatch.kernel.redaction import redact_data
 from pagerpatch.llm import budgets, structured
 from pagerpatch.llm.config import AgentSpec, Governance, llm_enabled, load_governance
 from pagerpatch.llm.context import Conversation
@@ -27,7 +28,6 @@ from pagerpatch.llm.pricing import Usage, cost_usd, estimate_cost_usd, price_for
 from pagerpatch.llm.registry import ToolRegistry
 from pagerpatch.llm.scope import CallScope, Spent
 from pagerpatch.llm.tools import ToolExecutor
-from pagerpatch.redaction import redact_data
 from pagerpatch.settings import Settings
 
 if TYPE_CHECKING:

@@ -14,11 +14,11 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from opentelemetry import trace
 
+from pagerpatch.kernel.redaction import redact, redact_data
 from pagerpatch.llm.config import Governance
 from pagerpatch.llm.ledger import CallRecord, Ledger, audit_details
 from pagerpatch.llm.pricing import Usage
 from pagerpatch.llm.registry import BoundTool, ToolContext, ToolOutput, ToolRegistry
-from pagerpatch.redaction import redact, redact_data
 from pagerpatch.settings import LlmSettings
 
 log = logging.getLogger(__name__)

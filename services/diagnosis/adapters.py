@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from pagerpatch import workspace, worktrees
+from pagerpatch.git import workspace, worktrees
 from pagerpatch.settings import RepoConfig
-from pagerpatch.stacktrace import parse_trace
-from pagerpatch.suspect import find_suspect
+from pagerpatch.traces.stacktrace import parse_trace
 from schemas.events import DiagnosisReadyPayload, IncidentOpenedPayload
 from services.diagnosis import logic
+from services.diagnosis.domain.suspect import find_suspect
 
 log = logging.getLogger(__name__)
 

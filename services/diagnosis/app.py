@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from pagerpatch.runtime import Service, service_main
-from pagerpatch.worktrees import Workspaces
-from services.diagnosis.handlers import service
+import asyncpg
+
+from pagerpatch.git.repos import RepoRegistry
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel.runtime import Service, service_main
+from pagerpatch.settings import Settings
+from services.diagnosis.handlers import DiagnosisDeps, service
 from services.diagnosis.settings import make_workspaces
 
 
-def create_service() -> Service[Workspaces]:
+def create_service() -> Service[DiagnosisDeps]:
     return service
 
 
+def bootstrap(settings: Settings, pool: asyncpg.Pool) -> DiagnosisDeps:
+    return DiagnosisDeps(workspaces=make_workspaces(settings), repos=RepoRegistry(settings, pool), pool=pool)
+
+
 def main() -> None:
-    service_main(create_service(), make_workspaces)
+    service_main(create_service(), bootstrap, finish=finish_handoff)

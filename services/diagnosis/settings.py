@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pagerpatch.git.worktrees import Workspaces
 from pagerpatch.settings import Settings
-from pagerpatch.worktrees import Workspaces
 
 
 def make_workspaces(s: Settings) -> Workspaces:

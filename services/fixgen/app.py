@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pagerpatch.runtime import Service, service_main
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel.runtime import Service, service_main
 from services.fixgen.handlers import service
-from services.fixgen.settings import FixgenDeps, make_deps
+from services.fixgen.settings import FixgenDeps, bootstrap
 
 
 def create_service() -> Service[FixgenDeps]:
@@ -12,4 +13,4 @@ def create_service() -> Service[FixgenDeps]:
 
 
 def main() -> None:
-    service_main(create_service(), make_deps)
+    service_main(create_service(), bootstrap, finish=finish_handoff)

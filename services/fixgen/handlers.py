@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pagerpatch import repos, workspace
-from pagerpatch.errors import Poison
-from pagerpatch.runtime import Service, StageContext
+from pagerpatch.git import workspace
+from pagerpatch.kernel.guards import incident_id_of
+from pagerpatch.kernel.runtime import Service, StageContext
 from pagerpatch.sandbox import SandboxError
 from schemas.envelope import Event
 from schemas.events import DiagnosisReady, FixFailed, FixFailedPayload, FixValidated, FixValidatedPayload
@@ -25,12 +25,8 @@ PREPARE_ATTEMPTS = 3  # fresh worktrees tried in place before the breaker's slow
 @service.handler("fixgen", DiagnosisReady)
 async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixgenDeps]) -> Sequence[Event[Any]]:
     d = event.payload
-    if event.incident_id is None:
-        raise Poison("diagnosis.ready without incident_id")
-    found = await repos.get(ctx.settings, ctx.pool, d.repo)
-    if found is None:
-        raise Poison(f"repository {d.repo!r} is not registered (config or `pagerpatch repos add`)")
-    repo = found
+    incident_id = incident_id_of(event)
+    repo = await ctx.deps.repos.require(d.repo)
 
     def failed(reason: str, attempts: int = 0, tests: Any = None) -> list[Event[Any]]:
         payload = FixFailedPayload(repo=d.repo, reason=reason[:20_000], attempts=attempts, tests=tests)
@@ -43,7 +39,7 @@ async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixgenDeps]) -> 
     sandbox = ctx.deps.sandbox
     ws = ctx.deps.workspaces
     suspect = d.suspect_commit
-    incident = str(event.incident_id)
+    incident = str(incident_id)
 
     async def prepare() -> tuple[Any, workspace.RevertResult]:
         def work() -> tuple[Any, workspace.RevertResult]:

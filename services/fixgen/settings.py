@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
+
+from pagerpatch.git.repos import RepoRegistry
+from pagerpatch.git.worktrees import Workspaces
 from pagerpatch.sandbox import Sandbox, SandboxUnavailable, make_sandbox
 from pagerpatch.settings import Settings
-from pagerpatch.worktrees import Workspaces
 
 
 @dataclass
@@ -15,12 +18,14 @@ class FixgenDeps:
     sandbox: Sandbox | None
     sandbox_problem: str | None
     timeout_s: float
+    repos: RepoRegistry
 
 
-def make_deps(s: Settings) -> FixgenDeps:
+def bootstrap(s: Settings, pool: asyncpg.Pool) -> FixgenDeps:
     try:
         sandbox: Sandbox | None = make_sandbox(s.sandbox)
         problem = None
     except SandboxUnavailable as exc:
         sandbox, problem = None, str(exc)
-    return FixgenDeps(Workspaces(s.state_dir / "workspaces" / "fixgen"), sandbox, problem, s.sandbox.timeout_s)
+    workspaces = Workspaces(s.state_dir / "workspaces" / "fixgen")
+    return FixgenDeps(workspaces, sandbox, problem, s.sandbox.timeout_s, RepoRegistry(s, pool))

@@ -16,7 +16,7 @@ from faststream.nats import NatsBroker
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from pagerpatch import bus
+from pagerpatch.kernel import bus
 from schemas.envelope import Event
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Publisher(Protocol):
 
 
 class JetStreamPublisher:
-    """Publishes into the events stream with `pagerpatch.bus.publish` (True: the stream had it already), inside a
+    """Publishes into the events stream with `pagerpatch.kernel.bus.publish` (True: the stream had it already), inside a
     producer span when tracing is on (its context travels in the message's W3C headers)."""
 
     def __init__(self, broker: NatsBroker, timeout_s: float, tracer_provider: TracerProvider | None = None) -> None:

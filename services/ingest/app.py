@@ -17,11 +17,11 @@ from faststream.nats import NatsBroker
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
-from pagerpatch import bus
-from pagerpatch.logs import setup_logging
+from pagerpatch.kernel import bus
+from pagerpatch.kernel.logs import setup_logging
+from pagerpatch.kernel.store import create_pool
+from pagerpatch.kernel.telemetry import setup_tracing
 from pagerpatch.settings import Settings, get_settings
-from pagerpatch.store import create_pool
-from pagerpatch.telemetry import setup_tracing
 from services.ingest.adapters import HttpSns, JetStreamPublisher, PgDeliveryLedger, SnsGateway, prune_forever
 from services.ingest.handlers import IngestDeps, routes
 from services.ingest.settings import IngestConfig

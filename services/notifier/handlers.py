@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pagerpatch import failpoints, repos
-from pagerpatch.errors import Poison
-from pagerpatch.runtime import Service, StageContext
+import asyncpg
+
+from pagerpatch.git.repos import RepoRegistry
+from pagerpatch.kernel import failpoints
+from pagerpatch.kernel.guards import incident_id_of
+from pagerpatch.kernel.runtime import Service, StageContext
 from pagerpatch.scm import LocalGitScm
 from schemas.envelope import Event
 from schemas.events import (
@@ -23,26 +27,30 @@ from schemas.events import (
 )
 from services.notifier import adapters, logic
 
-service: Service[LocalGitScm] = Service("notifier")
+
+@dataclass(frozen=True)
+class NotifierDeps:
+    scm: LocalGitScm
+    repos: RepoRegistry
+    pool: asyncpg.Pool
+
+
+service: Service[NotifierDeps] = Service("notifier")
 
 
 @service.handler("notifier-approved", FixApproved)
-async def on_approved(event: FixApproved, ctx: StageContext[LocalGitScm]) -> Sequence[Event[Any]]:
-    if event.incident_id is None:
-        raise Poison("fix.approved without incident_id")
+async def on_approved(event: FixApproved, ctx: StageContext[NotifierDeps]) -> Sequence[Event[Any]]:
+    incident_id = incident_id_of(event)
     fix = event.payload.fix
-    found = await repos.get(ctx.settings, ctx.pool, fix.repo)
-    if found is None:
-        raise Poison(f"repository {fix.repo!r} is not registered (config or `pagerpatch repos add`)")
-    repo = found
-    branch = logic.branch_name(event.incident_id)
+    repo = await ctx.deps.repos.require(fix.repo)
+    branch = logic.branch_name(incident_id)
     title = logic.pr_title(event.payload)
-    body = logic.pr_body(event.incident_id, event.payload)
-    message = f"{fix.commit_message.strip()}\n\npagerpatch incident {event.incident_id}\n"
+    body = logic.pr_body(incident_id, event.payload)
+    message = f"{fix.commit_message.strip()}\n\npagerpatch incident {incident_id}\n"
 
     async def push() -> Any:
         return await asyncio.to_thread(
-            ctx.deps.push_fix,
+            ctx.deps.scm.push_fix,
             repo,
             branch=branch,
             base_commit=fix.base_commit,
@@ -54,7 +62,7 @@ async def on_approved(event: FixApproved, ctx: StageContext[LocalGitScm]) -> Seq
     pushed = await ctx.breakers.call("scm", push)
     failpoints.reached("notifier.after_push")
     await adapters.record_pull_request(
-        ctx.pool, incident_id=event.incident_id, repo=repo.name, provider="local-git", branch=branch,
+        ctx.deps.pool, incident_id=incident_id, repo=repo.name, provider="local-git", branch=branch,
         head=pushed.head_commit, title=title, body=body, url=pushed.url,
     )  # fmt: skip
     opened = event.derive(
@@ -70,7 +78,7 @@ async def on_approved(event: FixApproved, ctx: StageContext[LocalGitScm]) -> Seq
 
 
 @service.handler("notifier-approval", ApprovalRequested)
-async def on_approval_requested(event: ApprovalRequested, ctx: StageContext[LocalGitScm]) -> Sequence[Event[Any]]:
+async def on_approval_requested(event: ApprovalRequested, ctx: StageContext[NotifierDeps]) -> Sequence[Event[Any]]:
     p = event.payload
     text = (
         f"approval needed for incident {event.incident_id} ({p.risk.level.value}: {'; '.join(p.risk.reasons)}). "
@@ -80,19 +88,19 @@ async def on_approval_requested(event: ApprovalRequested, ctx: StageContext[Loca
 
 
 @service.handler("notifier-rejected", FixRejected)
-async def on_rejected(event: FixRejected, ctx: StageContext[LocalGitScm]) -> Sequence[Event[Any]]:
+async def on_rejected(event: FixRejected, ctx: StageContext[NotifierDeps]) -> Sequence[Event[Any]]:
     text = f"fix for incident {event.incident_id} rejected by {event.payload.rejected_by}: {event.payload.reason}"
     return [await _notified(ctx, event, "fix.rejected", text)]
 
 
 @service.handler("notifier-failed", FixFailed)
-async def on_failed(event: FixFailed, ctx: StageContext[LocalGitScm]) -> Sequence[Event[Any]]:
+async def on_failed(event: FixFailed, ctx: StageContext[NotifierDeps]) -> Sequence[Event[Any]]:
     text = f"no validated fix for incident {event.incident_id}: {event.payload.reason}"
     return [await _notified(ctx, event, "fix.failed", text)]
 
 
-async def _notified(ctx: StageContext[LocalGitScm], about: Event[Any], kind: str, text: str) -> NotificationSent:
-    await adapters.notify(ctx.pool, about=about.event_id, kind=kind, text=text, incident_id=about.incident_id)
+async def _notified(ctx: StageContext[NotifierDeps], about: Event[Any], kind: str, text: str) -> NotificationSent:
+    await adapters.notify(ctx.deps.pool, about=about.event_id, kind=kind, text=text, incident_id=about.incident_id)
     return about.derive(
         NotificationSent,
         NotificationSentPayload(channel="log", kind=kind, text=text, about_event_id=about.event_id),

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from pagerpatch.runtime import Service, service_main
-from services.review.handlers import service
-from services.review.logic import RiskPolicy
+import asyncpg
+
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel.runtime import Service, service_main
+from pagerpatch.settings import Settings
+from services.review.handlers import ReviewDeps, service
 from services.review.settings import risk_policy
 
 
-def create_service() -> Service[RiskPolicy]:
+def create_service() -> Service[ReviewDeps]:
     return service
 
 
+def bootstrap(settings: Settings, pool: asyncpg.Pool) -> ReviewDeps:
+    return ReviewDeps(policy=risk_policy(settings), pool=pool)
+
+
 def main() -> None:
-    service_main(create_service(), risk_policy)
+    service_main(create_service(), bootstrap, finish=finish_handoff)

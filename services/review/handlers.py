@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pagerpatch import store
-from pagerpatch.errors import Poison
-from pagerpatch.runtime import Service, StageContext
+import asyncpg
+
+from pagerpatch.kernel import store
+from pagerpatch.kernel.errors import Poison
+from pagerpatch.kernel.runtime import Service, StageContext
 from schemas.envelope import Event
 from schemas.events import (
     ApprovalDecided,
@@ -25,11 +28,19 @@ from schemas.events import (
 from services.review import adapters, logic
 
 log = logging.getLogger(__name__)
-service: Service[logic.RiskPolicy] = Service("review")
+
+
+@dataclass(frozen=True)
+class ReviewDeps:
+    policy: logic.RiskPolicy
+    pool: asyncpg.Pool
+
+
+service: Service[ReviewDeps] = Service("review")
 
 
 @service.handler("review", FixValidated)
-async def on_fix(event: FixValidated, ctx: StageContext[logic.RiskPolicy]) -> Sequence[Event[Any]]:
+async def on_fix(event: FixValidated, ctx: StageContext[ReviewDeps]) -> Sequence[Event[Any]]:
     fix = event.payload
     facts = logic.FixFacts(
         files=tuple(fix.files_changed),
@@ -37,8 +48,8 @@ async def on_fix(event: FixValidated, ctx: StageContext[logic.RiskPolicy]) -> Se
         lines_removed=fix.lines_removed,
         tests_passed=fix.tests.passed,
     )
-    risk = logic.assess(facts, ctx.deps)
-    if not logic.needs_approval(risk, ctx.deps):
+    risk = logic.assess(facts, ctx.deps.policy)
+    if not logic.needs_approval(risk, ctx.deps.policy):
         return [event.derive(FixApproved, FixApprovedPayload(risk=risk, approved_by="policy", fix=fix), stage="review")]
     if event.incident_id is None:
         raise Poison("fix.validated without incident_id cannot wait for approval")
@@ -53,24 +64,24 @@ async def on_fix(event: FixValidated, ctx: StageContext[logic.RiskPolicy]) -> Se
         stage="review",
     )
     await adapters.request(
-        ctx.pool, event.incident_id, risk.model_dump(mode="json"), fix.model_dump(mode="json"), out.event_id
+        ctx.deps.pool, event.incident_id, risk.model_dump(mode="json"), fix.model_dump(mode="json"), out.event_id
     )
     return [out]
 
 
 @service.handler("review-decisions", ApprovalDecided)
-async def on_decision(event: ApprovalDecided, ctx: StageContext[logic.RiskPolicy]) -> Sequence[Event[Any]]:
+async def on_decision(event: ApprovalDecided, ctx: StageContext[ReviewDeps]) -> Sequence[Event[Any]]:
     if event.incident_id is None:
         raise Poison("approval.decided without incident_id")
     d = event.payload
-    refused = logic.refusal(d, ctx.deps)
+    refused = logic.refusal(d, ctx.deps.policy)
     if refused is not None:
         log.warning("approval.decided for %s refused: %s", event.incident_id, refused)
-        await store.audit(ctx.pool, actor=d.decided_by, action=f"approval.{d.decision}.refused",
+        await store.audit(ctx.deps.pool, actor=d.decided_by, action=f"approval.{d.decision}.refused",
                           incident_id=event.incident_id,
                           details={"reason": refused, "channel": d.channel, "account": d.decided_by_id})  # fmt: skip
         return []
-    async with ctx.pool.acquire() as conn:
+    async with ctx.deps.pool.acquire() as conn:
         approval, decided_now = await adapters.decide(conn, event.incident_id, d.decision, d.decided_by, d.reason)
         if approval is None:
             raise Poison(f"incident {event.incident_id} has no pending approval")

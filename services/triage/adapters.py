@@ -17,7 +17,7 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, Field
 
-from pagerpatch import repos
+from pagerpatch.git import repos
 from pagerpatch.llm import BudgetExceeded, LlmError, LlmRuntime, LlmUnavailable, StructuredOutputError
 from pagerpatch.settings import Settings
 from schemas.events import AlertReceived, Severity

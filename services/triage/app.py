@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pagerpatch.runtime import Service, service_main
-from services.triage.deps import TriageDeps
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel.runtime import Service, service_main
+from services.triage.deps import TriageDeps, bootstrap
 from services.triage.handlers import service
 
 
@@ -12,4 +13,4 @@ def create_service() -> Service[TriageDeps]:
 
 
 def main() -> None:
-    service_main(create_service(), TriageDeps.from_settings)
+    service_main(create_service(), bootstrap, finish=finish_handoff)

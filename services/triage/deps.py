@@ -18,19 +18,17 @@ from services.triage.settings import TriageConfig
 class TriageDeps:
     settings: Settings
     config: TriageConfig
-    store: PgTriageStore | None = None
-    hint: SoftHint | None = None
+    store: PgTriageStore
+    hint: SoftHint
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TriageDeps:
-        if settings.triage.llm_hint and llm_enabled(settings):
-            load_governance(settings.llm.config_dir)  # a broken tools/agents/policies file fails start-up, clearly
-        return cls(settings=settings, config=TriageConfig.from_settings(settings))
 
-    def bind(self, pool: asyncpg.Pool) -> tuple[PgTriageStore, SoftHint]:
-        """The store and the model hint on the runtime's pool (made once, on the first alert)."""
-        if self.store is None:
-            self.store = PgTriageStore(pool, self.settings)
-        if self.hint is None:
-            self.hint = make_hint(self.settings, pool)
-        return self.store, self.hint
+def bootstrap(settings: Settings, pool: asyncpg.Pool) -> TriageDeps:
+    """Triage's rules, store and model hint, built once the pool exists."""
+    if settings.triage.llm_hint and llm_enabled(settings):
+        load_governance(settings.llm.config_dir)  # a broken tools/agents/policies file fails start-up, clearly
+    return TriageDeps(
+        settings=settings,
+        config=TriageConfig.from_settings(settings),
+        store=PgTriageStore(pool, settings),
+        hint=make_hint(settings, pool),
+    )

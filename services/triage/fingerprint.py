@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pagerpatch.stacktrace import ParsedTrace, parse_trace
+from pagerpatch.traces.stacktrace import ParsedTrace, parse_trace
 from schemas.events import AlertReceivedPayload
 
 _NAME = r"\b([a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)"  # a workload name before its replica suffix

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pagerpatch.runtime import Service, StageContext
+from pagerpatch.kernel.runtime import Service, StageContext
 from schemas.envelope import Event
 from schemas.events import AlertReceived
 from services.triage import engine
@@ -17,7 +17,7 @@ service: Service[TriageDeps] = Service("triage")
 
 @service.handler("triage", AlertReceived)
 async def on_alert(event: AlertReceived, ctx: StageContext[TriageDeps]) -> Sequence[Event[Any]]:
-    store, hint = ctx.deps.bind(ctx.pool)
-    result = await engine.triage(event, store, ctx.deps.config, hint, datetime.now(UTC))
-    await store.maybe_prune()
+    deps = ctx.deps
+    result = await engine.triage(event, deps.store, deps.config, deps.hint, datetime.now(UTC))
+    await deps.store.maybe_prune()
     return result.outputs

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import psutil
 
-from pagerpatch.embedded import free_port
+from pagerpatch.ops.embedded import free_port
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Dana Ops", "GIT_AUTHOR_EMAIL": "dana@example.com",

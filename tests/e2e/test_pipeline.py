@@ -18,8 +18,8 @@ from typing import Any
 import nats
 import pytest
 
-from pagerpatch import store
-from pagerpatch.demo_repo import DemoRepo, build_demo_repo, demo_alert
+from pagerpatch.kernel import store
+from pagerpatch.ops.demo_repo import DemoRepo, build_demo_repo, demo_alert
 from schemas import streams
 from tests.e2e.system import System, build_ledger_repo, git, start, stop
 

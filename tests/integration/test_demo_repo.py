@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pagerpatch import workspace
-from pagerpatch.demo_repo import DEPLOY_PREFIX, DemoBuildError, DemoRepo, build_demo_repo, demo_alert
+from pagerpatch.git import workspace
+from pagerpatch.git.worktrees import Workspaces
+from pagerpatch.ops.demo_repo import DEPLOY_PREFIX, DemoBuildError, DemoRepo, build_demo_repo, demo_alert
 from pagerpatch.settings import RepoConfig
-from pagerpatch.stacktrace import parse_trace
-from pagerpatch.suspect import find_suspect
-from pagerpatch.worktrees import Workspaces
+from pagerpatch.traces.stacktrace import parse_trace
 from schemas.events import AlertReceivedPayload, Severity
+from services.diagnosis.domain.suspect import find_suspect
 
 pytestmark = [
     pytest.mark.integration,

@@ -13,7 +13,7 @@ import nats
 import psutil
 import pytest
 
-from pagerpatch.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, EmbeddedStack
+from pagerpatch.ops.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import nats
 import pytest
 from faststream.nats import NatsBroker
 
-from pagerpatch import bus, store
-from pagerpatch.embedded import EmbeddedNats
+from pagerpatch.kernel import bus, store
+from pagerpatch.ops.embedded import EmbeddedNats
 from pagerpatch.settings import BusSettings, IngestSettings, Settings
 from schemas import streams
 from services.ingest.adapters import HttpSns

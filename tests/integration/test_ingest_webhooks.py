@@ -19,8 +19,8 @@ import nats
 import pytest
 from pydantic import SecretStr
 
-from pagerpatch import bus, store
-from pagerpatch.embedded import EmbeddedNats
+from pagerpatch.kernel import bus, store
+from pagerpatch.ops.embedded import EmbeddedNats
 from pagerpatch.settings import BusSettings, IngestSettings, Settings
 from schemas import streams
 from schemas.events import AlertReceived

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel, Field
 
-from pagerpatch.errors import Transient
+from pagerpatch.kernel.errors import Transient
 from pagerpatch.llm import BudgetExceeded, LlmRuntime, LlmUnavailable, StructuredOutputError, ToolRegistry
 from pagerpatch.llm.structured import tool_name
 from tests.support import fake_anthropic as fa

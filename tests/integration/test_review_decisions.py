@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from pagerpatch import bus, store
-from pagerpatch.runtime import start_service, stop_service
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel import bus, store
+from pagerpatch.kernel.runtime import start_service, stop_service
 from pagerpatch.settings import PolicySettings
 from schemas import subjects
 from schemas.events import (
@@ -22,8 +23,7 @@ from schemas.events import (
     TestRun,
 )
 from services.review import adapters
-from services.review.app import create_service
-from services.review.settings import risk_policy
+from services.review.app import bootstrap, create_service
 from tests.integration.test_runtime import make_settings, stream_events, wait_for
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ async def test_a_slack_click_counts_only_from_a_listed_approver(nats_url, fresh_
     settings = settings.model_copy(update={"policy": PolicySettings(slack_approvers=["U0DANA"])})
     await bus.setup(js, settings.bus)
     await store.migrate(fresh_db)
-    svc = await start_service(create_service(), settings, risk_policy(settings))
+    svc = await start_service(create_service(), settings, bootstrap, finish=finish_handoff)
     try:
         incident = uuid.uuid4()
         risk, fix = pending_fix()

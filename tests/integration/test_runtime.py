@@ -13,10 +13,12 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from pagerpatch import bus, incidents, store
-from pagerpatch.checkpoints import Checkpoints
-from pagerpatch.errors import Poison, Transient
-from pagerpatch.runtime import RunningService, Service, StageContext, start_service, stop_service
+from pagerpatch import incidents
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel import bus, store
+from pagerpatch.kernel.checkpoints import Checkpoints
+from pagerpatch.kernel.errors import Poison, Transient
+from pagerpatch.kernel.runtime import RunningService, Service, StageContext, start_service, stop_service
 from pagerpatch.settings import BusSettings, Settings
 from schemas import streams, subjects
 from schemas.codec import encode
@@ -94,7 +96,7 @@ async def running(
     await store.migrate(settings.database_url or "")
     service: Service[Calls] = Service("kernel-test")
     service.handler(consumer, AlertReceived)(handler)
-    return await start_service(service, settings, Calls())
+    return await start_service(service, settings, lambda _settings, _pool: Calls(), finish=finish_handoff)
 
 
 async def test_malformed_event_is_dead_lettered_once_and_not_retried(nats_url, fresh_db, js, tmp_path) -> None:
@@ -265,7 +267,7 @@ async def test_migrations_apply_once_in_order(fresh_db) -> None:
         await conn.close()
 
 
-async def test_finish_with_timeline_stores_outputs_and_timeline_once(pool) -> None:
+async def test_finish_handoff_stores_outputs_and_timeline_once(pool) -> None:
     checkpoints = Checkpoints(pool, "kernel-test")
     event = alert()
     incident = uuid.uuid4()
@@ -273,12 +275,12 @@ async def test_finish_with_timeline_stores_outputs_and_timeline_once(pool) -> No
                        incident_id=incident), stage="kernel-test", incident_id=incident)  # fmt: skip
     assert not incidents.changes_state([event, out])
     await checkpoints.begin(event)
-    stored = await checkpoints.finish_with_timeline(event, [out], incidents.timeline_rows([event, out]))
+    stored = await finish_handoff(checkpoints, event, [out])
     assert [s.event_id for s in stored] == [out.event_id]
 
     # A second finish of the same work (a racing redelivery) neither rewrites the outputs nor adds a row.
     other = event.derive(AlertSuppressed, AlertSuppressedPayload(fingerprint="fp", reason="noise"), stage="x")
-    await checkpoints.finish_with_timeline(event, [other], incidents.timeline_rows([event, other]))
+    await finish_handoff(checkpoints, event, [other])
     again = await checkpoints.begin(event)
     assert again.status == "done" and [o.event_id for o in again.outputs] == [out.event_id]
     rows = await pool.fetch("SELECT event_id, incident_id, type, summary FROM incident_events")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pagerpatch import workspace
-from pagerpatch.stacktrace import ParsedTrace, parse_trace
-from pagerpatch.suspect import Region, SuspectReport, enclosing_region, find_suspect
+from pagerpatch.git import workspace
+from pagerpatch.traces.stacktrace import ParsedTrace, parse_trace
+from services.diagnosis.domain.suspect import Region, SuspectReport, enclosing_region, find_suspect
 from tests.support.git import git
 
 pytestmark = [

@@ -17,15 +17,17 @@ import nats
 import pytest
 from typer.testing import CliRunner
 
-from pagerpatch import bus, cli, store
-from pagerpatch.runtime import start_service, stop_service
+from pagerpatch import cli
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel import bus, store
+from pagerpatch.kernel.runtime import start_service, stop_service
 from pagerpatch.settings import Settings, TriageSettings
 from schemas import streams, subjects
 from schemas.events import AlertReceived, AlertReceivedPayload
 from services.triage import engine
 from services.triage import eval as triage_eval
 from services.triage.adapters import PgTriageStore, prune
-from services.triage.deps import TriageDeps
+from services.triage.deps import bootstrap
 from services.triage.engine import NoHint, TriageStore
 from services.triage.handlers import service
 from services.triage.settings import TriageConfig
@@ -145,7 +147,7 @@ async def test_the_service_triages_from_the_stream_and_incidents_show_explains(
         except nats.js.errors.NotFoundError:
             pass
     await bus.setup(js, settings.bus, consumer_defs=[streams.consumer("triage")])
-    svc = await start_service(service, settings, TriageDeps.from_settings(settings))
+    svc = await start_service(service, settings, bootstrap, finish=finish_handoff)
     try:
         now = datetime.now(UTC)
         events = [alert(0, occurred_at=now + timedelta(seconds=i)) for i in range(5)]

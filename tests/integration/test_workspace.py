@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pagerpatch import workspace
+from pagerpatch.git import workspace
+from pagerpatch.git.workspace import GitError
+from pagerpatch.git.worktrees import Workspaces
 from pagerpatch.settings import RepoConfig
-from pagerpatch.workspace import GitError
-from pagerpatch.worktrees import Workspaces
 from tests.support.git import git
 
 pytestmark = [

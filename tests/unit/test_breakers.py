@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from pagerpatch.breakers import Breakers
-from pagerpatch.errors import Poison, Transient
+from pagerpatch.kernel.breakers import Breakers
+from pagerpatch.kernel.errors import Poison, Transient
 
 
 async def fail() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pagerpatch.ops.supervisor import SERVICES
 from pagerpatch.settings import Settings
-from pagerpatch.supervisor import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "pagerpatch"

@@ -9,8 +9,8 @@ import hmac
 import pytest
 from pydantic import SecretStr
 
+from pagerpatch.ops.webhooks import generic_signature_headers, local_open_providers
 from pagerpatch.settings import IngestSettings, Settings
-from pagerpatch.webhooks import generic_signature_headers, local_open_providers
 from services.ingest.adapters import Batcher
 
 

@@ -244,7 +244,7 @@ def test_sentry_event_alert_keeps_the_stack_trace() -> None:
         '  File "/srv/app/pricing.py", line 42, in apply_coupon\n    return COUPONS[code]\n'
         "KeyError: 'SAVE10'"
     )
-    from pagerpatch.stacktrace import parse_trace
+    from pagerpatch.traces.stacktrace import parse_trace
 
     parsed = parse_trace(p.stack_trace)
     assert parsed is not None and parsed.frames[-1].function == "apply_coupon"

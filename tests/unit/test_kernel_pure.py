@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from nats.js.api import AckPolicy, DeliverPolicy
 
-from pagerpatch.bus import consumer_config, effective_consumers, stream_config
-from pagerpatch.runtime import retry_delay
+from pagerpatch.kernel.bus import consumer_config, effective_consumers, stream_config
+from pagerpatch.kernel.runtime import retry_delay
+from pagerpatch.ops.supervisor import restart_delay
 from pagerpatch.settings import BusSettings, ConfigError, ConsumerOverride, load_settings
-from pagerpatch.supervisor import restart_delay
 from schemas import streams
 from schemas.streams import ConsumerDef, StreamDef
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from pagerpatch import redaction
-from pagerpatch.redaction import RedactingFilter, redact, redact_data
+from pagerpatch.kernel import redaction
+from pagerpatch.kernel.redaction import RedactingFilter, redact, redact_data
 
 CASES = [
     ("aws access key", "key AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE"),

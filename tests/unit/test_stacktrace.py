@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pagerpatch.stacktrace import (
+from pagerpatch.traces.stacktrace import (
     PARSERS,
     Frame,
     GoParser,

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import asyncpg
 
-from pagerpatch import incidents
 from schemas.codec import encode
 from schemas.envelope import Event
 
@@ -47,6 +46,10 @@ def _outputs(rows: Sequence[dict[str, Any]]) -> tuple[StoredOutput, ...]:
 def _stored(outputs: Sequence[Event[Any]]) -> list[dict[str, str]]:
     """Outputs as the checkpoint row keeps them (what a redelivery re-publishes)."""
     return [{"event_id": str(o.event_id), "subject": o.subject, "data": encode(o).decode()} for o in outputs]
+
+
+_FINISH = """UPDATE checkpoints SET status = 'done', outputs = $3, finished_at = now(), last_error = NULL
+    WHERE event_id = $1 AND stage = $2 AND status <> 'done'"""
 
 
 class Checkpoints:
@@ -84,39 +87,16 @@ class Checkpoints:
     ) -> tuple[StoredOutput, ...]:
         """Store the outputs of finished work; they are what a redelivery re-publishes."""
         stored = _stored(outputs)
-        await (conn or self.pool).execute(
-            """
-            UPDATE checkpoints SET status = 'done', outputs = $3, finished_at = now(), last_error = NULL
-            WHERE event_id = $1 AND stage = $2 AND status <> 'done'
-            """,
-            event.event_id,
-            self.stage,
-            stored,
-        )
+        await (conn or self.pool).execute(_FINISH, event.event_id, self.stage, stored)
         return _outputs(stored)
 
-    async def finish_with_timeline(
-        self, event: Event[Any], outputs: Sequence[Event[Any]], timeline: incidents.TimelineRows
-    ) -> tuple[StoredOutput, ...]:
-        """`finish`, plus the incident timeline rows, in one statement (atomic without a transaction round trip).
-
-        Only for events that move no incident's state (`incidents.changes_state` is False); the others go through
-        `finish` and `incidents.record` in one transaction.
-        """
+    async def finish_with(self, event: Event[Any], outputs: Sequence[Event[Any]], then: str, *args: Any) -> tuple[
+        StoredOutput, ...
+    ]:
+        """`finish` plus one more data-modifying statement `then` (its parameters numbered from $4), as one
+        statement: atomic without a transaction's extra round trips."""
         stored = _stored(outputs)
-        await self.pool.execute(
-            f"""
-            WITH done AS (
-                UPDATE checkpoints SET status = 'done', outputs = $3, finished_at = now(), last_error = NULL
-                WHERE event_id = $1 AND stage = $2 AND status <> 'done'
-            )
-            {incidents.INSERT_TIMELINE % tuple(range(4, 10))}
-            """,
-            event.event_id,
-            self.stage,
-            stored,
-            *timeline.args(),
-        )
+        await self.pool.execute(f"WITH done AS ({_FINISH}) {then}", event.event_id, self.stage, stored, *args)
         return _outputs(stored)
 
     async def failed(self, event_id: uuid.UUID, error: str) -> None:

@@ -12,10 +12,11 @@ import time
 
 import httpx
 
-from pagerpatch import bus, endpoints, store, webhooks
-from pagerpatch.embedded import EmbeddedStack, free_port
+from pagerpatch.kernel import bus, store
+from pagerpatch.ops import endpoints, webhooks
+from pagerpatch.ops.embedded import EmbeddedStack, free_port
+from pagerpatch.ops.supervisor import SERVICES, Supervisor
 from pagerpatch.settings import Settings
-from pagerpatch.supervisor import SERVICES, Supervisor
 
 log = logging.getLogger(__name__)
 

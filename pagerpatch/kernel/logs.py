@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from pagerpatch.redaction import RedactingFilter
+from pagerpatch.kernel.redaction import RedactingFilter
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

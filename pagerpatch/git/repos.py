@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from pagerpatch.kernel.errors import Poison
 from pagerpatch.settings import RepoConfig, Settings
 
 
@@ -44,3 +45,24 @@ async def for_service(settings: Settings, conn: asyncpg.Pool | asyncpg.Connectio
 async def all_repos(settings: Settings, conn: asyncpg.Pool | asyncpg.Connection) -> list[RepoConfig]:
     names = {r.name for r in settings.repos}
     return [*settings.repos, *(r for r in await registered(conn) if r.name not in names)]
+
+
+class RepoRegistry:
+    """The registry bound to the settings and a pool: what a stage asks when an event names a repository."""
+
+    def __init__(self, settings: Settings, conn: asyncpg.Pool | asyncpg.Connection) -> None:
+        self.settings = settings
+        self.conn = conn
+
+    async def get(self, name: str) -> RepoConfig | None:
+        return await get(self.settings, self.conn, name)
+
+    async def require(self, name: str) -> RepoConfig:
+        """The named repository; an event naming an unknown one is poison (it will not become known by retrying)."""
+        found = await self.get(name)
+        if found is None:
+            raise Poison(f"repository {name!r} is not registered (config or `pagerpatch repos add`)")
+        return found
+
+    async def for_service(self, service: str) -> RepoConfig | None:
+        return await for_service(self.settings, self.conn, service)

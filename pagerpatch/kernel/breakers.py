@@ -8,7 +8,7 @@ from typing import TypeVar
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from pagerpatch.errors import Poison, Transient
+from pagerpatch.kernel.errors import Poison, Transient
 
 T = TypeVar("T")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import uvloop
@@ -26,13 +27,13 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from pagerpatch import bus, deadletter, failpoints, incidents
-from pagerpatch.breakers import Breakers
-from pagerpatch.checkpoints import Checkpoints, StoredOutput
-from pagerpatch.errors import Poison, Transient
+from pagerpatch.kernel import bus, deadletter, failpoints
+from pagerpatch.kernel.breakers import Breakers
+from pagerpatch.kernel.checkpoints import Checkpoints, StoredOutput
+from pagerpatch.kernel.errors import Poison, Transient
+from pagerpatch.kernel.store import create_pool
+from pagerpatch.kernel.telemetry import setup_tracing
 from pagerpatch.settings import Settings
-from pagerpatch.store import create_pool
-from pagerpatch.telemetry import setup_tracing
 from schemas import streams, subjects
 from schemas.codec import decode
 from schemas.envelope import Event
@@ -43,6 +44,23 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event[Any])
 D = TypeVar("D")
 Handler = Callable[[E, "StageContext[Any]"], Awaitable[Sequence[Event[Any]]]]
+# Builds a service's dependencies once its pool exists (ports and adapters bound to the pool and settings).
+Bootstrap = Callable[[Settings, asyncpg.Pool], D | Awaitable[D]]
+
+
+class FinishHook(Protocol):
+    """Stores a finished handoff's outputs (and whatever must be recorded with them) in one unit of work."""
+
+    async def __call__(
+        self, checkpoints: Checkpoints, event: Event[Any], outputs: Sequence[Event[Any]]
+    ) -> tuple[StoredOutput, ...]: ...  # pragma: no cover
+
+
+async def finish_outputs(
+    checkpoints: Checkpoints, event: Event[Any], outputs: Sequence[Event[Any]]
+) -> tuple[StoredOutput, ...]:
+    """The plain finish: only the checkpoint's outputs (services that track no incident, and tests)."""
+    return await checkpoints.finish(event, outputs)
 
 
 def retry_delay(deliveries: int, base_s: float, cap_s: float) -> float:
@@ -59,7 +77,6 @@ class StageContext(Generic[D]):
     service: str
     consumer: ConsumerDef
     settings: Settings
-    pool: asyncpg.Pool
     breakers: Breakers
     deps: D
     attempt: int = 1  # this delivery's number (progress is reported by the runtime's heartbeat)
@@ -83,6 +100,10 @@ class Service(Generic[D]):
         consumer = streams.consumer(durable) if isinstance(durable, str) else durable
         if consumer.service != self.name:
             raise ValueError(f"consumer {consumer.durable!r} belongs to {consumer.service!r}, not {self.name!r}")
+        if not subject_matches(consumer.subject, subjects.for_type(event_cls.TYPE)):
+            raise ValueError(
+                f"consumer {consumer.durable!r} receives {consumer.subject!r}, not {event_cls.TYPE!r} events"
+            )
 
         def register(fn: Handler[E]) -> Handler[E]:
             self.registrations.append(_Registration(consumer, event_cls, fn))
@@ -105,6 +126,7 @@ class StageRunner:
         breakers: Breakers,
         deps: Any,
         consumer: ConsumerDef,
+        finish: FinishHook = finish_outputs,
     ) -> None:
         self.reg = reg
         self.service = service
@@ -114,6 +136,7 @@ class StageRunner:
         self.breakers = breakers
         self.deps = deps
         self.consumer = consumer
+        self.finish = finish
         self.checkpoints = Checkpoints(pool, consumer.durable)
         self.stopping = asyncio.Event()
 
@@ -171,13 +194,7 @@ class StageRunner:
             await msg.nack(delay=delay)
             return
 
-        happened = [event, *outputs]
-        if incidents.changes_state(happened):
-            async with self.pool.acquire() as conn, conn.transaction():  # outputs and incident state, together
-                stored = await self.checkpoints.finish(event, outputs, conn)
-                await incidents.record(conn, happened)
-        else:  # the common case (a suppressed alert, a notification): one statement, one round trip
-            stored = await self.checkpoints.finish_with_timeline(event, outputs, incidents.timeline_rows(happened))
+        stored = await self.finish(self.checkpoints, event, outputs)
         await self._publish(stored)
         failpoints.reached(f"{self.consumer.durable}.after_publish")
         await msg.ack()
@@ -188,7 +205,6 @@ class StageRunner:
             service=self.service,
             consumer=self.consumer,
             settings=self.settings,
-            pool=self.pool,
             breakers=self.breakers,
             deps=self.deps,
             attempt=deliveries,
@@ -323,14 +339,29 @@ async def wait_for_consumers(broker: NatsBroker, consumers: Sequence[ConsumerDef
                 await asyncio.sleep(0.5)
 
 
-async def start_service(service: Service[Any], settings: Settings, deps: Any) -> RunningService:
-    """Connect, bind the durable consumers and start consuming."""
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a trailing `>` one or more."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(have) > i
+        if i >= len(have) or (token != "*" and token != have[i]):
+            return False
+    return len(want) == len(have)
+
+
+async def start_service(
+    service: Service[D], settings: Settings, bootstrap: Bootstrap[D], *, finish: FinishHook = finish_outputs
+) -> RunningService:
+    """Connect, build the service's dependencies on the pool, bind the durable consumers and start consuming."""
     if not settings.nats_url or not settings.database_url:
         raise RuntimeError("NATS_URL and DATABASE_URL must be set for a service process")
     provider = setup_tracing(service.name, settings.telemetry, settings.state_dir)
     failpoints.arm(settings.failpoints, settings.state_dir)
     broker = bus.make_broker(settings.nats_url, name=service.name, tracer_provider=provider, log_level=logging.DEBUG)
     pool = await create_pool(settings.database_url)
+    built = bootstrap(settings, pool)
+    deps = await built if inspect.isawaitable(built) else built
     breakers = Breakers()
     defs = {r.consumer.durable: r.consumer for r in service.registrations}
     consumers = {c.durable: c for c in bus.effective_consumers(settings.bus, defs.values())}
@@ -346,6 +377,7 @@ async def start_service(service: Service[Any], settings: Settings, deps: Any) ->
             breakers=breakers,
             deps=deps,
             consumer=consumer,
+            finish=finish,
         )
         runners.append(runner)
         _subscribe(broker, runner, settings)
@@ -388,17 +420,19 @@ async def stop_service(running: RunningService) -> None:
     await running.pool.close()
 
 
-def service_main(service: Service[Any], make_deps: Callable[[Settings], Any]) -> None:
+def service_main(service: Service[D], bootstrap: Bootstrap[D], *, finish: FinishHook = finish_outputs) -> None:
     """A service process's `main()`: settings, logging, then run until stopped."""
-    from pagerpatch.logs import setup_logging
+    from pagerpatch.kernel.logs import setup_logging
     from pagerpatch.settings import get_settings
 
     settings = get_settings()
     setup_logging(service.name, settings.log_level)
-    run_service(service, settings, make_deps)
+    run_service(service, settings, bootstrap, finish=finish)
 
 
-def run_service(service: Service[Any], settings: Settings, make_deps: Callable[[Settings], Any]) -> None:
+def run_service(
+    service: Service[D], settings: Settings, bootstrap: Bootstrap[D], *, finish: FinishHook = finish_outputs
+) -> None:
     """Process entry point: run until SIGTERM/SIGINT, then stop cleanly."""
 
     async def main() -> None:
@@ -406,7 +440,7 @@ def run_service(service: Service[Any], settings: Settings, make_deps: Callable[[
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        running = await start_service(service, settings, make_deps(settings))
+        running = await start_service(service, settings, bootstrap, finish=finish)
         try:
             await stop.wait()
         finally:

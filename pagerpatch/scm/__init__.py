@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pagerpatch.git.workspace import GitIdentity, git
 from pagerpatch.settings import RepoConfig
-from pagerpatch.workspace import GitIdentity, git
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 
-from pagerpatch import endpoints, incidents, repos, store, webhooks
-from pagerpatch.demo_repo import build_demo_repo, demo_alert
-from pagerpatch.runner import Stack
+from pagerpatch.git import repos
+from pagerpatch.incidents import IncidentRepository
+from pagerpatch.kernel import store
+from pagerpatch.ops import endpoints, webhooks
+from pagerpatch.ops.demo_repo import build_demo_repo, demo_alert
+from pagerpatch.ops.runner import Stack
 from pagerpatch.settings import RepoConfig, Settings
 
 DEMO_REPO = "demo-shopcart"
@@ -91,11 +94,11 @@ async def _follow(ep: endpoints.Endpoints, alert_event: uuid.UUID, timeout_s: fl
     async with store.connection(ep.database_url) as conn:
         state = ""
         while time.monotonic() < deadline:
-            for e in await incidents.timeline(conn, incident_id):
+            for e in await IncidentRepository(conn).timeline(incident_id):
                 if e["event_id"] not in shown:
                     shown.add(e["event_id"])
                     _say(f"   +{time.monotonic() - started:5.1f}s  {e['type']:<20} {e['summary'][:90]}")
-            inc = await incidents.get(conn, incident_id)
+            inc = await IncidentRepository(conn).get(incident_id)
             state = inc.state if inc else ""
             if state in DONE_STATES:
                 break

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from pagerpatch.embedded_postgres import EmbeddedPostgres
-from pagerpatch.embedded_proc import (
+from pagerpatch.ops.embedded_postgres import EmbeddedPostgres
+from pagerpatch.ops.embedded_proc import (
     LOCALHOST,
     POLL_S,
     START_ATTEMPTS,

@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 
 import psutil
 
-from pagerpatch.sandbox_output import (
+from pagerpatch.sandbox.output import (
     OutputBuffer,
     extract_summary,
     looks_out_of_memory,

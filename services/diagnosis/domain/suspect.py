@@ -33,9 +33,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from pagerpatch import workspace
-from pagerpatch.stacktrace import Frame, ParsedTrace, map_frames_to_repo
-from pagerpatch.workspace import BlameInfo, CommitInfo, GitError
+from pagerpatch.git import workspace
+from pagerpatch.git.workspace import BlameInfo, CommitInfo, GitError
+from pagerpatch.traces.stacktrace import Frame, ParsedTrace, map_frames_to_repo
 from schemas.events import DiagnosisReadyPayload, Evidence, Severity, SuspectCommit
 
 STRATEGY = "stacktrace-blame"

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pagerpatch.git.workspace import HEX_SHA, GitError, commit_exists, git, resolve
 from pagerpatch.settings import RepoConfig
-from pagerpatch.workspace import HEX_SHA, GitError, commit_exists, git, resolve
 
 CLONE_TIMEOUT_S = 900.0  # first clones and fetches of big repositories take longer than local commands
 _SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")

@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pagerpatch import bus, deadletter, endpoints, incidents, store, webhooks
+from pagerpatch.incidents import IncidentRepository, IncidentView
+from pagerpatch.kernel import bus, deadletter, store
+from pagerpatch.ops import endpoints, webhooks
 from pagerpatch.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
@@ -75,7 +77,7 @@ def up(
     ] = "ingest,triage,diagnosis,fixgen,review,notifier",
 ) -> None:
     """Start everything: embedded NATS and Postgres if needed, bus set-up, migrations, all services."""
-    from pagerpatch.runner import run_up
+    from pagerpatch.ops.runner import run_up
 
     settings = _settings()
     names = [s.strip() for s in services.split(",") if s.strip()]
@@ -209,7 +211,7 @@ def _decide(incident: str, decision: str, reason: str, by: str) -> None:
 
     async def go() -> str:
         async with store.connection(ep.database_url) as conn:
-            inc = await incidents.find(conn, incident)
+            inc = await IncidentRepository(conn).find(incident)
             if inc is None:
                 return f"no incident matches {incident!r}"
             status = await conn.fetchval("SELECT status FROM approvals WHERE incident_id = $1", inc.id)
@@ -269,7 +271,7 @@ def reject(
 @incidents_app.command("list")
 def incidents_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50) -> None:
     """Incidents and their state."""
-    rows = _with_db(_settings(), lambda conn: incidents.list_recent(conn, limit))
+    rows = _with_db(_settings(), lambda conn: IncidentRepository(conn).list_recent(limit))
     if not rows:
         console.print("no incidents")
         return
@@ -285,12 +287,13 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id (or
 
     async def fetch(
         conn: asyncpg.Connection,
-    ) -> tuple[incidents.IncidentView | None, list[dict[str, Any]], dict[str, Any] | None, list[str]]:
-        inc = await incidents.find(conn, incident)
+    ) -> tuple[IncidentView | None, list[dict[str, Any]], dict[str, Any] | None, list[str]]:
+        inc = await IncidentRepository(conn).find(incident)
         if inc is None:
             return None, [], None, []
         pr = await conn.fetchrow("SELECT branch, url, head_commit FROM pull_requests WHERE incident_id = $1", inc.id)
-        return inc, await incidents.timeline(conn, inc.id), dict(pr) if pr else None, await _triage_lines(conn, inc.id)
+        events = await IncidentRepository(conn).timeline(inc.id)
+        return inc, events, dict(pr) if pr else None, await _triage_lines(conn, inc.id)
 
     inc, events, pr, triage_lines = _with_db(_settings(), fetch)
     if inc is None:
@@ -353,7 +356,7 @@ def repos_add(
     """Register a repository at run time (config `repos:` entries take precedence on a name clash)."""
     from pydantic import ValidationError
 
-    from pagerpatch import repos
+    from pagerpatch.git import repos
     from pagerpatch.settings import RepoConfig
 
     try:
@@ -369,7 +372,7 @@ def repos_add(
 @repos_app.command("list")
 def repos_list() -> None:
     """Repositories from config and those registered at run time."""
-    from pagerpatch import repos
+    from pagerpatch.git import repos
 
     settings = _settings()
     table = Table("name", "location", "branch", "services", "test command")
@@ -428,7 +431,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pull request.")] = 180.0,
 ) -> None:
     """Run the shipped scenario end to end: a regression, its alert, and the pull request that fixes it."""
-    from pagerpatch.demo import run_demo
+    from pagerpatch.ops.demo import run_demo
 
     settings = _settings()
     raise typer.Exit(asyncio.run(run_demo(settings, timeout_s=timeout)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from pagerpatch.embedded_proc import (
+from pagerpatch.ops.embedded_proc import (
     DATABASE,
     LOCALHOST,
     POSTGRES_SYSTEM_USER,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from unidiff.patch import PatchSet
 
-from pagerpatch import symbols
+from pagerpatch.traces import symbols
 
 GIT_TIMEOUT_S = 120.0
 DEFAULT_AUTHOR_NAME = "pagerpatch"

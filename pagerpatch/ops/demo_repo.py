@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pagerpatch.workspace import git
+from pagerpatch.git.workspace import git
 
-DEMO_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "demo-service"
+DEMO_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "demo-service"
 DEPLOY_PREFIX = "/srv/app/"
 DEMO_COUPON = "SUMMER24"
 TRIGGER_CODE = (

@@ -1,0 +1,1 @@
+"""Git primitives, per-incident worktrees and the repository registry."""

@@ -1,0 +1,1 @@
+"""Running the platform: embedded servers, supervisor, the local stack, the demo."""

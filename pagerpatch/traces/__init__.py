@@ -1,0 +1,1 @@
+"""Stack traces and symbols: pure parsing shared by triage's fingerprint and diagnosis."""
