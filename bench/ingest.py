@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import hashlib
 import hmac
-import json
 import os
 import statistics
 import subprocess
@@ -37,16 +36,14 @@ from pagerpatch.ops.embedded import EmbeddedNats, EmbeddedPostgres, free_port  #
 from pagerpatch.settings import BusSettings  # noqa: E402
 
 SECRET = "bench-secret"
-FIXTURE = Path("/work/shared/fixtures/providers/github_check_run_completed_failure.json")
+FIXTURE = ROOT / "tests" / "fixtures" / "providers" / "github_check_run_completed_failure.json"
 BENCH_STREAM, BENCH_SUBJECT = "PAGERPATCH_BENCH", "pagerpatch-bench.publish"
 DONE = {"all": 0}  # every answered request, warm-up included (for CPU per webhook)
 
 
 def _body() -> bytes:
-    if FIXTURE.exists():
-        return FIXTURE.read_bytes()
-    fallback = {"conclusion": "failure", "name": "ci", "head_sha": "a" * 40, "status": "completed"}
-    return json.dumps({"action": "completed", "check_run": fallback, "repository": {"name": "shop"}}).encode()
+    """A real GitHub check_run delivery (the repository's copy of the provider's published example)."""
+    return FIXTURE.read_bytes()
 
 
 def _request(port: int, body: bytes, signature: str) -> bytes:

@@ -30,6 +30,16 @@ class RiskLevel(StrEnum):
 
 
 # ---------------------------------------------------------------- alert.received
+class FrameVars(Payload):
+    """The local variables one stack frame captured when the error happened (Sentry sends them per frame), as
+    plain JSON values: what lets a fix be proved by calling the failing function again."""
+
+    file: Annotated[str, Field(max_length=1000)]
+    function: Annotated[str, Field(max_length=500)]
+    line: int | None = Field(default=None, ge=1)
+    vars: dict[Annotated[str, Field(max_length=200)], Any] = Field(default_factory=dict, max_length=50)
+
+
 class AlertReceivedPayload(Payload):
     """One normalized alert, whatever provider sent it."""
 
@@ -60,6 +70,8 @@ class AlertReceivedPayload(Payload):
     occurred_at: AwareDatetime | None = None
     delivery_id: Annotated[str, Field(max_length=300)] | None = None
     raw: Annotated[str, Field(max_length=16_384)] | None = None
+    # Captured local variables per frame, innermost last (as in the stack trace), when the source sends them.
+    frame_vars: list[FrameVars] = Field(default_factory=list, max_length=50)
 
 
 class AlertReceived(Event[AlertReceivedPayload]):
@@ -93,6 +105,7 @@ class IncidentOpenedPayload(Payload):
     commit: Annotated[str, Field(max_length=100)] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     reasons: list[ShortText] = Field(default_factory=list)
+    frame_vars: list[FrameVars] = Field(default_factory=list, max_length=50)
 
 
 class IncidentOpened(Event[IncidentOpenedPayload]):
@@ -128,6 +141,14 @@ class DiagnosisReadyPayload(Payload):
     strategy: Annotated[str, Field(max_length=100)] = "stacktrace-blame"
     title: ShortText = ""
     severity: Severity = Severity.P2
+    # The next suspects, best first, tried in turn when reverting the suspect conflicts or changes nothing.
+    candidates: list[SuspectCommit] = Field(default_factory=list, max_length=10)
+    # What was considered and why it was set aside ("abc1234: only docstrings changed in the region", ...).
+    tried: list[ShortText] = Field(default_factory=list, max_length=30)
+    # The alert's exception type ("KeyError", "ValueError", ...) and the innermost repository frame's captured
+    # arguments, when the alert carried them: enough to reproduce the failure without a model.
+    exception_type: Annotated[str, Field(max_length=300)] | None = None
+    reproduction: FrameVars | None = None
 
 
 class DiagnosisReady(Event[DiagnosisReadyPayload]):
@@ -148,6 +169,11 @@ class TestRun(Payload):
     duration_s: float = Field(ge=0.0)
     output_tail: Annotated[str, Field(max_length=8000)] = ""
     sandbox: Annotated[str, Field(max_length=50)] = "bubblewrap"
+    # The first failing tests by id, when the runner reports tests one by one (pytest does).
+    failed_tests: list[ShortText] = Field(default_factory=list, max_length=50)
+
+
+Proof = Literal["proved", "unproven"]
 
 
 class FixValidatedPayload(Payload):
@@ -162,6 +188,15 @@ class FixValidatedPayload(Payload):
     tests: TestRun
     attempts: int = Field(ge=1)
     diagnosis: DiagnosisReadyPayload
+    # "proved": a check that fails at the base commit passes with the fix (a test, or the reproduction);
+    # "unproven": the suite passes both ways, so nothing shows the fix fixes anything. Never auto-approved.
+    proof: Proof = "unproven"
+    proof_detail: LongText = ""
+    base_tests: TestRun | None = None  # the same command at the base commit: the baseline
+    fixed_tests: list[ShortText] = Field(default_factory=list, max_length=50)  # failing at the base, passing now
+    removed_tests: list[ShortText] = Field(default_factory=list, max_length=50)  # tests the revert takes away
+    regression_test: LongText | None = None  # the reproduction, added to the patch as a test
+    reverted: SuspectCommit | None = None  # the commit actually reverted (a later candidate when the first failed)
 
 
 class FixValidated(Event[FixValidatedPayload]):
@@ -174,6 +209,7 @@ class FixFailedPayload(Payload):
     reason: LongText
     attempts: int = Field(ge=0)
     tests: TestRun | None = None
+    tried: list[ShortText] = Field(default_factory=list, max_length=30)  # each candidate or attempt and its reason
 
 
 class FixFailed(Event[FixFailedPayload]):

@@ -5,10 +5,16 @@ Config wins on a name clash, so what an operator wrote is never silently overrid
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import asyncpg
 
+from pagerpatch.git.workspace import git
 from pagerpatch.kernel.errors import Poison
 from pagerpatch.settings import RepoConfig, Settings
+
+LS_REMOTE_TIMEOUT_S = 60.0
 
 
 async def register(conn: asyncpg.Pool | asyncpg.Connection, repo: RepoConfig) -> None:
@@ -45,6 +51,18 @@ async def for_service(settings: Settings, conn: asyncpg.Pool | asyncpg.Connectio
 async def all_repos(settings: Settings, conn: asyncpg.Pool | asyncpg.Connection) -> list[RepoConfig]:
     names = {r.name for r in settings.repos}
     return [*settings.repos, *(r for r in await registered(conn) if r.name not in names)]
+
+
+def branches(repo: RepoConfig) -> list[str]:
+    """The repository's branch names, sorted: what a mirror clone of it will have (GitError when unreadable).
+
+    Asked of the source itself (`git ls-remote`), so `repos add` can refuse a default branch that does not exist
+    before any clone is made.
+    """
+    source = str(Path(repo.path).expanduser().resolve()) if repo.path else repo.location()
+    out = git(Path(tempfile.gettempdir()), "ls-remote", "--heads", "--", source, timeout=LS_REMOTE_TIMEOUT_S)
+    names = (line.split("\t", 1)[1] for line in out.splitlines() if "\t" in line)
+    return sorted(name.removeprefix("refs/heads/") for name in names)
 
 
 class RepoRegistry:

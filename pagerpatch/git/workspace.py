@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from unidiff.patch import PatchSet
-
-from pagerpatch.traces import symbols
 
 GIT_TIMEOUT_S = 120.0
 DEFAULT_AUTHOR_NAME = "pagerpatch"
@@ -32,6 +31,12 @@ _CONTENTION = re.compile(
     r"|cannot create directory at|No such file or directory",
     re.I,
 )
+# git's words for "no such branch, tag or commit": a verdict on the ref that no retry will change.
+_MISSING_REF = re.compile(
+    r"Needed a single revision|unknown revision|bad revision|invalid reference|not a valid object name|bad object",
+    re.I,
+)
+_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _RECORD, _FIELD = "\x1e", "\x1f"
 _COMMIT_FORMAT = _FIELD.join(["%H", "%P", "%an", "%ae", "%aI", "%cI", "%s"])
 
@@ -49,6 +54,11 @@ class GitError(Exception):
     def contention(self) -> bool:
         """A lock or ref race with a concurrent git process, or a vanished working tree: retrying is the answer."""
         return bool(_CONTENTION.search(self.stderr))
+
+    @property
+    def missing_ref(self) -> bool:
+        """The branch, tag or commit asked for does not exist: a terminal answer, unlike a lock race or a timeout."""
+        return not self.contention and bool(_MISSING_REF.search(self.stderr))
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +226,20 @@ def read_file(path: Path, file: str, rev: str = "HEAD") -> str:
     return git(path, "show", f"{rev}:{file}")
 
 
-def blame_line(path: Path, file: str, line: int, rev: str = "HEAD") -> BlameInfo:
-    """The commit that last changed `file:line` as of `rev` (`git blame --porcelain -L n,n`)."""
-    out = git(path, "blame", "--porcelain", "-L", f"{line},{line}", rev, "--", file)
+def blame_line(path: Path, file: str, line: int, rev: str = "HEAD", ignore_revs: Collection[str] = ()) -> BlameInfo:
+    """The commit that last changed `file:line` as of `rev`, ignoring whitespace and following moved or copied code
+    (`git blame -w -M -C --porcelain -L n,n`); commits in `ignore_revs` (full shas) are looked through, as
+    `--ignore-revs-file` does with a repository's `.git-blame-ignore-revs`."""
+    ignored = sorted({sha.lower() for sha in ignore_revs if _FULL_SHA.match(sha.lower())})
+    if not ignored:
+        out = git(path, "blame", "-w", "-M", "-C", "--porcelain", "-L", f"{line},{line}", rev, "--", file)
+    else:
+        # git dies on a malformed line in an ignore file, so it only ever sees the full shas written here
+        with tempfile.NamedTemporaryFile("w", prefix="pagerpatch-ignore-revs-", suffix=".txt") as listing:
+            listing.write("".join(f"{sha}\n" for sha in ignored))
+            listing.flush()
+            out = git(path, "blame", "-w", "-M", "-C", "--porcelain", "--ignore-revs-file", listing.name,
+                      "-L", f"{line},{line}", rev, "--", file)  # fmt: skip
     lines = out.splitlines()
     if not lines:
         raise GitError(("blame", file), 0, f"no blame output for {file}:{line}")
@@ -267,16 +288,19 @@ def log_range_history(
     return [_parse_commit_record(raw[1:]) for raw in out.split("\n") if raw.startswith(_RECORD)]
 
 
-def function_exists(path: Path, file: str, function: str, rev: str = "HEAD") -> bool:
-    """True when `file` at `rev` defines `function` (a text check across Python, JS/TS, Java-likes, Go...)."""
-    name = symbols.bare_function_name(function)
-    if not name:
-        return False
+def changed_files(path: Path, sha: str) -> set[str]:
+    """Repository-relative paths a commit changed (against its first parent; every file for a root commit)."""
+    out = git(path, "diff-tree", "-r", "--root", "--diff-merges=first-parent", "--no-commit-id", "--name-only", "-z",
+              "--no-renames", "--end-of-options", sha)  # fmt: skip
+    return {name for name in out.split("\0") if name}
+
+
+def head_branch(path: Path) -> str | None:
+    """The branch HEAD names (a mirror clone's HEAD is its origin's default branch); None when HEAD is detached."""
     try:
-        text = read_file(path, file, rev)
+        return git(path, "symbolic-ref", "--quiet", "--short", "HEAD").strip() or None
     except GitError:
-        return False
-    return any(p.search(text) for p in symbols.definition_patterns(file, name))
+        return None
 
 
 # ---------------------------------------------------------------- changing a workspace

@@ -18,3 +18,12 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     # FastStream logs every message at INFO; per-message access logs cost ~20% throughput (CONVENTIONS.md).
     logging.getLogger("faststream").setLevel(logging.WARNING)
     logging.getLogger("faststream.access").setLevel(logging.WARNING)
+    # The broker's own logger sets itself to INFO when it starts, so the level above does not reach it; its
+    # supervisor says "callback for Task-N is being executed..." for every subscriber task it stops (dozens a stop).
+    logging.getLogger("faststream.access.nats").addFilter(_drop_task_callback_chatter)
+
+
+def _drop_task_callback_chatter(record: logging.LogRecord) -> bool:
+    """False for FastStream's per-task "callback ... is being executed" records below WARNING; keeps the rest."""
+    text = str(record.msg)
+    return record.levelno >= logging.WARNING or not (text.startswith("callback for ") and "is being executed" in text)

@@ -8,19 +8,61 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
 from pagerpatch.llm import structured
+from pagerpatch.llm.config import AgentSpec, Governance
 from pagerpatch.llm.context import Conversation
 from pagerpatch.llm.scope import CallScope, Spent
-from pagerpatch.llm.tools import FACTS_FALLBACK_CHARS, ToolCall
+from pagerpatch.llm.tools import FACTS_FALLBACK_CHARS, ToolCall, ToolExecutor
+from pagerpatch.settings import LlmSettings
 
-if TYPE_CHECKING:
-    from pagerpatch.llm.runtime import LlmRuntime
+if TYPE_CHECKING:  # the SDK's types are heavy to import; a service without a model never needs them
+    from anthropic.types import Message
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T", bound=BaseModel)
+
+
+class ModelCaller(Protocol):
+    """What the loop needs from the agent runtime (LlmRuntime is one): its governance and tools, and calls that
+    are costed, budgeted and validated. The loop depends on this, never on the runtime module."""
+
+    governance: Governance
+    tools: ToolExecutor
+    llm: LlmSettings
+
+    def model_for(self, agent: str, step: str) -> str: ...  # pragma: no cover
+
+    def max_tokens_for(self, spec: AgentSpec, step: str) -> int: ...  # pragma: no cover
+
+    def system_for(
+        self, agent: str, step: str, extra: str | None = None
+    ) -> list[dict[str, Any]]: ...  # pragma: no cover
+
+    async def call(
+        self, scope: CallScope, request: dict[str, Any], spent: Spent | None = None
+    ) -> Message: ...  # pragma: no cover
+
+    async def validated(
+        self, output: type[T], answer: Any, scope: CallScope, spent: Spent | None = None
+    ) -> T: ...  # pragma: no cover
+
+    async def structured(
+        self,
+        *,
+        agent: str,
+        step: str,
+        output: type[T],
+        messages: list[dict[str, Any]] | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        incident_id: str | None = None,
+        team: str | None = None,
+        spent: Spent | None = None,
+    ) -> T: ...  # pragma: no cover
 
 FINAL_NOW = "Give your final answer now by calling the answer tool."
 OUT_OF_STEPS = "The step budget is used up. Give your final answer now, with what you know, by calling the answer tool."
@@ -59,7 +101,7 @@ def _params(content: list[Any]) -> list[dict[str, Any]]:
 
 
 async def run_tools(
-    rt: LlmRuntime,
+    rt: ModelCaller,
     *,
     agent: str,
     step: str,
@@ -129,7 +171,7 @@ async def run_tools(
 
 
 async def _final_answer(
-    rt: LlmRuntime,
+    rt: ModelCaller,
     base: dict[str, Any],
     conversation: Conversation,
     output: type[M],
@@ -145,7 +187,7 @@ async def _final_answer(
     return await rt.validated(output, answer, scope, result.spent)
 
 
-async def _llm_facts(rt: LlmRuntime, scope: CallScope, calls: list[ToolCall], spent: Spent) -> list[ToolCall]:
+async def _llm_facts(rt: ModelCaller, scope: CallScope, calls: list[ToolCall], spent: Spent) -> list[ToolCall]:
     """Facts of long outputs drawn by the cheap model (step `extract_facts`), concurrently."""
 
     async def one(c: ToolCall) -> ToolCall:

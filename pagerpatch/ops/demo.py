@@ -70,11 +70,13 @@ async def _scenario(settings: Settings, ep: endpoints.Endpoints, timeout_s: floa
     async with store.connection(ep.database_url) as conn:
         await repos.register(conn, repo)
     _say(f"== registered repository {DEMO_REPO!r} for service 'checkout'")
-    alert = demo_alert(demo)
+    # A run of its own: the same regression, but not a repeat of an earlier run's incident (still open).
+    run = uuid.uuid4().hex[:12]
+    alert = demo_alert(demo, run=run)
     _say(f"== production alert: {alert['title']}")
     _say("   " + demo.trigger().traceback.strip().splitlines()[-1])
     body = json.dumps(alert).encode()
-    headers = {"content-type": "application/json", "x-pagerpatch-delivery": f"demo-{uuid.uuid4()}",
+    headers = {"content-type": "application/json", "x-pagerpatch-delivery": f"demo-{run}",
                **webhooks.generic_signature_headers(settings, body)}  # fmt: skip
     async with httpx.AsyncClient(timeout=30) as client:
         resp = await client.post(f"{ep.ingest_url}/webhooks/generic", content=body, headers=headers)

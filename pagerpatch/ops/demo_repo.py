@@ -1,7 +1,8 @@
-"""The demo scenario: a git history of examples/demo-service in which one ordinary-looking commit breaks checkout.
+"""The demo scenario: a git history of the shipped checkout service in which one ordinary-looking commit breaks it.
 
-examples/demo-service holds the final *good* code. Earlier states and the regression are derived from it
-by exact text edits (each must match exactly once, so a drifted example fails loudly), committed with
+The scenario's files (pagerpatch/ops/demo_scenario/, package data read with importlib.resources, so an installed
+package finds them from any directory) hold the final *good* code. Earlier states and the regression are derived
+from it by exact text edits (each must match exactly once, so a drifted example fails loudly), committed with
 fixed authors and dates so every sha is the same on every machine. The alert's stack trace is real: it
 is captured by running the broken code path in a subprocess, then given a production deploy prefix.
 """
@@ -12,12 +13,13 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pagerpatch.git.workspace import git
 
-DEMO_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "demo-service"
+DEMO_SCENARIO = "demo_scenario"  # the folder of package data, next to this module
 DEPLOY_PREFIX = "/srv/app/"
 DEMO_COUPON = "SUMMER24"
 TRIGGER_CODE = (
@@ -173,12 +175,20 @@ _IMPORT_MESSAGE = "Initial import of the checkout service\n"
 _BAD_INDEX = 3  # position of the regression in the full history (initial import = 0)
 
 
-def build_demo_repo(dest: Path, source: Path = DEMO_SOURCE) -> DemoRepo:
+def demo_source() -> Path:
+    """Where the shipped scenario's files are: package data, found the same way in a checkout and an install."""
+    source = resources.files("pagerpatch.ops") / DEMO_SCENARIO
+    if not isinstance(source, Path):  # a zipped install: the scenario is walked as a real directory
+        raise DemoBuildError(f"the demo scenario is not a directory on disk ({source}); install pagerpatch unzipped")
+    return source
+
+
+def build_demo_repo(dest: Path, source: Path | None = None) -> DemoRepo:
     """Create the demo git repository at `dest` (absent or empty) and capture the regression's traceback."""
     dest = dest.resolve()
     if dest.exists() and any(dest.iterdir()):
         raise DemoBuildError(f"{dest} is not empty")
-    good = _read_tree(source)
+    good = _read_tree(source or demo_source())
     dest.mkdir(parents=True, exist_ok=True)
     git(dest, "init", "--quiet", "--initial-branch=main", env=_hermetic_env(ALICE, _IMPORT_DATE))
 
@@ -210,10 +220,14 @@ def build_demo_repo(dest: Path, source: Path = DEMO_SOURCE) -> DemoRepo:
     )
 
 
-def demo_alert(repo: DemoRepo) -> dict[str, Any]:
-    """The generic-webhook alert production would send for the regression."""
+def demo_alert(repo: DemoRepo, run: str | None = None) -> dict[str, Any]:
+    """The generic-webhook alert production would send for the regression.
+
+    With `run`, the alert carries its own fingerprint: triage treats it as a new problem instead of a repeat of an
+    earlier demo's incident (still open, its pull request waiting), so every `pagerpatch demo` reaches its own PR.
+    """
     trigger = repo.trigger()
-    return {
+    alert: dict[str, Any] = {
         "title": f"{trigger.exception_type} in checkout: POST /checkout returning 500",
         "service": "checkout",
         "severity": "critical",
@@ -232,6 +246,10 @@ def demo_alert(repo: DemoRepo) -> dict[str, Any]:
         },
         "commit": repo.head,
     }
+    if run:
+        alert["fingerprint"] = f"pagerpatch-demo-{run}"
+        alert["labels"]["demo_run"] = run
+    return alert
 
 
 # ---------------------------------------------------------------- internals

@@ -90,20 +90,40 @@ class Supervisor:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM every child, wait, then SIGKILL what is left; leaves no process behind."""
+        """SIGTERM every child, wait, then SIGKILL what is left; leaves no process behind.
+
+        Each service gets exactly one line saying how it stopped, after the last lines it printed itself.
+        """
         self._stopping.set()
-        procs = [c.proc for c in self.children if c.proc and c.proc.returncode is None]
-        for p in procs:
+        running = [(c, c.proc) for c in self.children if c.proc and c.proc.returncode is None]
+        for _, p in running:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for p in procs:
+        outcome = {c.name: "stopped (it was not running)" for c in self.children}
+        for child, p in running:
             try:
-                await asyncio.wait_for(p.wait(), timeout=max(0.1, deadline - time.monotonic()))
+                code = await asyncio.wait_for(p.wait(), timeout=max(0.1, deadline - time.monotonic()))
+                outcome[child.name] = stop_line(code)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
                 await p.wait()
+                outcome[child.name] = f"killed: still running {timeout_s:.0f}s after SIGTERM"
+        # Each watcher returns once its child's output is drained, so the line below comes after the child's own.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout=2.0)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for child in self.children:
+            self.write(f"[{child.name:<{self._width}}] {outcome[child.name]}")
+
+
+def stop_line(code: int) -> str:
+    """How a service ended after SIGTERM, in the one line `up` prints for it."""
+    if code == 0:
+        return "stopped"
+    if code < 0:
+        return f"stopped by signal {-code}"
+    return f"stopped (exit {code})"

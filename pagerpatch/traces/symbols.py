@@ -1,6 +1,7 @@
 """Where a function is defined: name extraction from stack-frame spellings and per-language definition patterns.
 
 Pure text heuristics (no parser per language): good enough to confirm that a frame's function exists in a file.
+The language knowledge lives here, not in the git primitives: callers read a file and ask `defines`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ def bare_function_name(function: str) -> str | None:
     return name if re.fullmatch(r"[A-Za-z_$][\w$]*", name) else None
 
 
+def defines(text: str, file: str, function: str) -> bool:
+    """True when `text`, the source of `file`, defines `function` as a stack frame spells it."""
+    name = bare_function_name(function)
+    return name is not None and any(p.search(text) for p in definition_patterns(file, name))
+
+
 def definition_patterns(file: str, name: str) -> list[re.Pattern[str]]:
+    """Patterns that match a definition of `name` in `file`'s language (by extension; a generic set otherwise)."""
     n = re.escape(name)
     ext = file.rsplit(".", 1)[-1].lower() if "." in file else ""
     python = [rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{n}[ \t]*\(", rf"^[ \t]*class[ \t]+{n}\b"]

@@ -1,40 +1,146 @@
-"""Diagnosis's I/O: a per-incident worktree of the repository, blamed along the stack trace."""
+"""Diagnosis's real I/O: git history of a per-incident worktree, the worktrees themselves, the Postgres audit log,
+and the circuit breaker git work runs through."""
 
 from __future__ import annotations
 
-import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
-from pagerpatch.git import workspace, worktrees
+import asyncpg
+
+from pagerpatch.git import workspace
+from pagerpatch.git.workspace import BlameInfo, CommitInfo, GitError
+from pagerpatch.git.worktrees import Workspaces
+from pagerpatch.kernel import store
+from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.settings import RepoConfig
-from pagerpatch.traces.stacktrace import parse_trace
-from schemas.events import DiagnosisReadyPayload, IncidentOpenedPayload
-from services.diagnosis import logic
-from services.diagnosis.domain.suspect import find_suspect
+from services.diagnosis.domain.facts import Blame, Commit
 
-log = logging.getLogger(__name__)
+STAGE = "diagnosis"
+T = TypeVar("T")
 
 
-def diagnose(
-    ws: worktrees.Workspaces, repo: RepoConfig, incident_id: str, inc: IncidentOpenedPayload
-) -> DiagnosisReadyPayload:
-    """Check the repository out at the alert's commit (or the default branch) and find the suspect commit."""
-    ws.cached_clone(repo)
-    ref = inc.commit or repo.default_branch
-    try:
-        path = ws.worktree(repo, incident_id, ref, "diagnosis")
-    except workspace.GitError:
-        if ref == repo.default_branch:
-            raise
-        log.warning("commit %s from the alert is not in %s; using %s", ref, repo.name, repo.default_branch)
-        path = ws.worktree(repo, incident_id, repo.default_branch, "diagnosis")
-    try:
-        base = workspace.resolve(path, "HEAD")
-        if not inc.stack_trace:
-            return logic.without_trace(repo.name, base, inc.title, inc.severity, "the alert carries no stack trace")
-        trace = parse_trace(inc.stack_trace)
-        if trace is None:
-            return logic.without_trace(repo.name, base, inc.title, inc.severity, "the stack trace could not be parsed")
-        report = find_suspect(path, trace, base)
-        return report.to_diagnosis(repo.name, title=inc.title, severity=inc.severity)
-    finally:
-        ws.remove_worktree(path)
+def commit_of(info: CommitInfo) -> Commit:
+    return Commit(
+        sha=info.sha,
+        parents=info.parents,
+        author=info.author,
+        author_email=info.author_email,
+        authored_at=info.authored_at,
+        committed_at=info.committed_at,
+        subject=info.subject,
+    )
+
+
+def blame_of(info: BlameInfo) -> Blame:
+    return Blame(
+        sha=info.sha,
+        author=info.author,
+        summary=info.summary,
+        committed_at=info.committed_at,
+        original_file=info.original_file,
+    )
+
+
+@dataclass(frozen=True)
+class GitHistory:
+    """The History port on a git worktree (or any repository) at `path`: one git command per question."""
+
+    path: Path
+
+    def resolve(self, rev: str) -> str:
+        return workspace.resolve(self.path, rev)
+
+    def files(self, rev: str) -> set[str]:
+        return workspace.list_files(self.path, rev)
+
+    def read(self, file: str, rev: str) -> str | None:
+        try:
+            return workspace.read_file(self.path, file, rev)
+        except GitError:
+            return None
+
+    def blame(self, file: str, line: int, rev: str, ignoring: frozenset[str] = frozenset()) -> Blame | None:
+        try:
+            return blame_of(workspace.blame_line(self.path, file, line, rev, ignore_revs=ignoring))
+        except GitError:
+            return None
+
+    def region_history(self, file: str, start: int, end: int, rev: str, limit: int) -> list[Commit]:
+        try:
+            history = workspace.log_range_history(self.path, file, start, end, rev, max_count=limit)
+        except GitError:
+            return []
+        return [commit_of(c) for c in history]
+
+    def changed_files(self, sha: str) -> set[str]:
+        return workspace.changed_files(self.path, sha)
+
+    def has_commit(self, sha: str) -> bool:
+        return workspace.commit_exists(self.path, sha)
+
+    def commit(self, sha: str) -> Commit:
+        return commit_of(workspace.commit_info(self.path, sha))
+
+    def commits_between(self, older: str, newer: str) -> int:
+        return workspace.commits_since(self.path, older, newer)
+
+    def descends(self, sha: str, ancestor: str) -> bool:
+        if sha == ancestor:
+            return False
+        try:  # every commit of `ancestor` is in `sha`
+            return workspace.commits_since(self.path, sha, ancestor) == 0
+        except GitError:
+            return False
+
+
+@dataclass(frozen=True)
+class GitCheckouts:
+    """The Checkouts port on cached clones and per-incident worktrees (`pagerpatch.git.worktrees`)."""
+
+    workspaces: Workspaces
+    purpose: str = STAGE  # the worktree's folder under the incident's: other stages use their own
+
+    def refresh(self, repo: RepoConfig) -> None:
+        self.workspaces.cached_clone(repo)
+
+    def head(self, repo: RepoConfig) -> tuple[str | None, str] | None:
+        clone = self.workspaces.clone_path(repo)
+        try:
+            return workspace.head_branch(clone), workspace.resolve(clone, "HEAD")
+        except GitError:
+            return None
+
+    @contextmanager
+    def worktree(self, repo: RepoConfig, incident_id: str, ref: str) -> Iterator[GitHistory]:
+        path = self.workspaces.worktree(repo, incident_id, ref, self.purpose)
+        try:
+            yield GitHistory(path)
+        finally:
+            self.workspaces.remove_worktree(path)
+
+
+@dataclass(frozen=True)
+class PgAudit:
+    """The Audit port on the Postgres audit log."""
+
+    pool: asyncpg.Pool
+
+    async def skipped(self, incident_id: uuid.UUID, reason: str) -> None:
+        await store.audit(self.pool, actor=STAGE, action="diagnosis.skipped", incident_id=incident_id,
+                          details={"reason": reason})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GitBreaker:
+    """The GitGuard port on the service's breakers: git failures count against `git:<repo>` and surface as
+    Transient; Poison passes through without opening the breaker."""
+
+    breakers: Breakers
+
+    async def __call__(self, repo: str, work: Callable[[], Awaitable[T]]) -> T:
+        return await self.breakers.call(f"git:{repo}", work, failures=(GitError, OSError))

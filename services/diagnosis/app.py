@@ -8,16 +8,23 @@ from pagerpatch.git.repos import RepoRegistry
 from pagerpatch.incidents import finish_handoff
 from pagerpatch.kernel.runtime import Service, service_main
 from pagerpatch.settings import Settings
-from services.diagnosis.handlers import DiagnosisDeps, service
+from services.diagnosis.adapters import GitCheckouts, PgAudit
+from services.diagnosis.handlers import service
 from services.diagnosis.settings import make_workspaces
+from services.diagnosis.usecase import Diagnosis
 
 
-def create_service() -> Service[DiagnosisDeps]:
+def create_service() -> Service[Diagnosis]:
     return service
 
 
-def bootstrap(settings: Settings, pool: asyncpg.Pool) -> DiagnosisDeps:
-    return DiagnosisDeps(workspaces=make_workspaces(settings), repos=RepoRegistry(settings, pool), pool=pool)
+def bootstrap(settings: Settings, pool: asyncpg.Pool) -> Diagnosis:
+    """Diagnosis's git worktrees, the repository registry and the audit log, built once the pool exists."""
+    return Diagnosis(
+        repos=RepoRegistry(settings, pool),
+        checkouts=GitCheckouts(make_workspaces(settings)),
+        audit=PgAudit(pool),
+    )
 
 
 def main() -> None:

@@ -1,31 +1,24 @@
-"""Fixgen's view of the settings tree: workspaces and the sandbox."""
+"""Fixgen's view of the settings tree: where its worktrees and the repositories' environments live (the sandbox
+reads `settings.sandbox` itself)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
-import asyncpg
-
-from pagerpatch.git.repos import RepoRegistry
 from pagerpatch.git.worktrees import Workspaces
-from pagerpatch.sandbox import Sandbox, SandboxUnavailable, make_sandbox
-from pagerpatch.settings import Settings
+from pagerpatch.settings import RepoConfig, Settings
 
 
-@dataclass
-class FixgenDeps:
-    workspaces: Workspaces
-    sandbox: Sandbox | None
-    sandbox_problem: str | None
-    timeout_s: float
-    repos: RepoRegistry
+def make_workspaces(settings: Settings) -> Workspaces:
+    """Fixgen's cached clones and worktrees, in a folder of their own under the state directory."""
+    return Workspaces(settings.state_dir / "workspaces" / "fixgen")
 
 
-def bootstrap(s: Settings, pool: asyncpg.Pool) -> FixgenDeps:
-    try:
-        sandbox: Sandbox | None = make_sandbox(s.sandbox)
-        problem = None
-    except SandboxUnavailable as exc:
-        sandbox, problem = None, str(exc)
-    workspaces = Workspaces(s.state_dir / "workspaces" / "fixgen")
-    return FixgenDeps(workspaces, sandbox, problem, s.sandbox.timeout_s, RepoRegistry(s, pool))
+def environments_root(settings: Settings) -> Path:
+    """`$PAGERPATCH_HOME/envs`: one folder per repository, one environment per dependency hash."""
+    return settings.state_dir / "envs"
+
+
+def repo_timeout_s(repo: RepoConfig, default_s: float) -> float:
+    """The repository's own test limit when it has one, else the sandbox's."""
+    return repo.test_timeout_s if repo.test_timeout_s is not None else default_s

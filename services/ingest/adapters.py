@@ -1,4 +1,8 @@
-"""Ingest's I/O: the delivery-id ledger (Postgres), the bus publisher (JetStream), and SNS's HTTPS calls."""
+"""Ingest's I/O behind its ports: the delivery-id ledger (Postgres), the bus (JetStream), SNS's HTTPS calls.
+
+Each adapter turns its library's outage errors into `Transient` (the ports' contract), so the webhook flow answers
+503 for exactly these and lets anything else surface as the bug it is.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,36 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import httpx
+import nats.errors
 from faststream.nats import NatsBroker
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from pagerpatch.kernel import bus
+from pagerpatch.kernel.errors import Transient
 from schemas.envelope import Event
+from services.ingest.ports import Claim
 
 log = logging.getLogger(__name__)
+
+# Our own outages: answered 503 + Retry-After, never 4xx (providers disable hooks after repeated 4xx).
+OUTAGES: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    nats.errors.Error,
+)
+REMOTE_FAILURES: tuple[type[BaseException], ...] = (httpx.HTTPError, *OUTAGES)
+
+
+def _outage(what: str, exc: BaseException) -> Transient:
+    return Transient(f"{what}: {type(exc).__name__}")
+
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
@@ -65,18 +86,6 @@ class Batcher(Generic[K, R]):
 # ---------------------------------------------------------------- delivery ids
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    event_id: uuid.UUID
-    published: bool  # a previous attempt's events are known to be in the stream
-
-
-class DeliveryStore(Protocol):
-    async def claim(self, source: str, delivery_id: str, event_id: uuid.UUID) -> Claim: ...
-    async def mark_published(self, source: str, delivery_id: str) -> None: ...
-    async def ready(self) -> None: ...
-
-
 Key = tuple[str, str]
 
 _CLAIM = """
@@ -107,10 +116,16 @@ class PgDeliveryLedger:
 
     async def claim(self, source: str, delivery_id: str, event_id: uuid.UUID) -> Claim:
         self._event_ids.setdefault((source, delivery_id), event_id)
-        return await self._claims.submit((source, delivery_id))
+        try:
+            return await self._claims.submit((source, delivery_id))
+        except OUTAGES as exc:
+            raise _outage("claiming the delivery id", exc) from exc
 
     async def mark_published(self, source: str, delivery_id: str) -> None:
-        await self._marks.submit((source, delivery_id))
+        try:
+            await self._marks.submit((source, delivery_id))
+        except OUTAGES as exc:
+            raise _outage("marking the delivery published", exc) from exc
 
     async def ready(self) -> None:
         await self.pool.fetchval("SELECT 1")
@@ -134,11 +149,6 @@ class PgDeliveryLedger:
 # ---------------------------------------------------------------- the bus
 
 
-class Publisher(Protocol):
-    async def publish(self, event: Event[Any]) -> bool: ...
-    async def ready(self) -> None: ...
-
-
 class JetStreamPublisher:
     """Publishes into the events stream with `pagerpatch.kernel.bus.publish` (True: the stream had it already), inside a
     producer span when tracing is on (its context travels in the message's W3C headers)."""
@@ -149,22 +159,20 @@ class JetStreamPublisher:
         self._tracer = tracer_provider.get_tracer("pagerpatch.ingest") if tracer_provider is not None else None
 
     async def publish(self, event: Event[Any]) -> bool:
-        if self._tracer is None:
-            return await bus.publish(self.broker, event, timeout=self.timeout_s)
-        with self._tracer.start_as_current_span(f"{event.subject} publish", kind=SpanKind.PRODUCER) as span:
-            span.set_attribute("messaging.message.id", str(event.event_id))
-            return await bus.publish(self.broker, event, timeout=self.timeout_s)
+        try:
+            if self._tracer is None:
+                return await bus.publish(self.broker, event, timeout=self.timeout_s)
+            with self._tracer.start_as_current_span(f"{event.subject} publish", kind=SpanKind.PRODUCER) as span:
+                span.set_attribute("messaging.message.id", str(event.event_id))
+                return await bus.publish(self.broker, event, timeout=self.timeout_s)
+        except OUTAGES as exc:
+            raise _outage(f"publishing {event.subject}", exc) from exc
 
     async def ready(self) -> None:
         await asyncio.wait_for(self.broker.config.connection_state.stream.account_info(), timeout=2)
 
 
 # ---------------------------------------------------------------- SNS
-
-
-class SnsGateway(Protocol):
-    async def certificate(self, url: str) -> bytes: ...
-    async def confirm(self, url: str) -> None: ...
 
 
 class HttpSns:
@@ -184,16 +192,22 @@ class HttpSns:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         self.fetches += 1
-        resp = await self._client.get(url)
-        resp.raise_for_status()
-        if len(resp.content) > 64_000:
-            raise httpx.HTTPError("signing certificate too large")
+        try:
+            resp = await self._client.get(url)
+            resp.raise_for_status()
+            if len(resp.content) > 64_000:
+                raise httpx.HTTPError("signing certificate too large")
+        except REMOTE_FAILURES as exc:
+            raise _outage("fetching the SNS signing certificate", exc) from exc
         self._cache[url] = (time.monotonic() + self.ttl_s, resp.content)
         return resp.content
 
     async def confirm(self, url: str) -> None:
-        resp = await self._client.get(url)
-        resp.raise_for_status()
+        try:
+            resp = await self._client.get(url)
+            resp.raise_for_status()
+        except REMOTE_FAILURES as exc:
+            raise _outage("confirming the SNS subscription", exc) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()

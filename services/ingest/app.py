@@ -1,4 +1,4 @@
-"""Ingest service: the HTTP front door. Factory and entry point."""
+"""Ingest service: the HTTP front door. The ASGI app factory, the deps it runs on (`bootstrap`) and the entry point."""
 
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ from pagerpatch.kernel.logs import setup_logging
 from pagerpatch.kernel.store import create_pool
 from pagerpatch.kernel.telemetry import setup_tracing
 from pagerpatch.settings import Settings, get_settings
-from services.ingest.adapters import HttpSns, JetStreamPublisher, PgDeliveryLedger, SnsGateway, prune_forever
-from services.ingest.handlers import IngestDeps, routes
+from services.ingest import domain
+from services.ingest.adapters import HttpSns, JetStreamPublisher, PgDeliveryLedger, prune_forever
+from services.ingest.handlers import routes
+from services.ingest.ports import SnsGateway
 from services.ingest.settings import IngestConfig
+from services.ingest.usecase import IngestDeps
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def create_app(settings: Settings) -> Starlette:
         pool = await create_pool(settings.database_url, server_settings=LEDGER_SESSION)
         sns = HttpSns(ttl_s=settings.ingest.sns_certificate_ttl_s)
         tracing = provider if settings.telemetry.exporter != "none" else None
-        deps = app.state.deps = build_deps(settings, broker, pool, sns, tracer_provider=tracing)
+        deps = app.state.deps = bootstrap(settings, pool, broker=broker, sns=sns, tracer_provider=tracing)
         assert isinstance(deps.deliveries, PgDeliveryLedger)
         pruner = asyncio.create_task(prune_forever(deps.deliveries, deps.config.edge.delivery_retention_s))
         _log_exposure(deps.config)
@@ -62,15 +65,16 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def build_deps(
+def bootstrap(
     settings: Settings,
-    broker: NatsBroker,
     pool: asyncpg.Pool,
+    *,
+    broker: NatsBroker,
     sns: SnsGateway,
     clock: Callable[[], datetime] | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> IngestDeps:
-    """The real adapters around a connected broker and pool."""
+    """The real adapters around a connected pool and broker (the edge publishes, so it needs the bus too)."""
     config = IngestConfig.from_settings(settings)
     return IngestDeps(
         config=config,
@@ -83,8 +87,7 @@ def build_deps(
 
 def _log_exposure(config: IngestConfig) -> None:
     """Say which providers are refused for want of a secret and which are open without one (never the secrets)."""
-    opened = [p for p in config.edge.open_providers if not config.secrets.get(p)]
-    missing = sorted(p for p, s in config.secrets.items() if not s and p not in opened and p != "sns")
+    opened, missing = domain.exposure(config)
     if opened:
         log.warning(
             "ingest: %s accepted WITHOUT verification (ingest.open_providers; local use only)", ", ".join(opened)

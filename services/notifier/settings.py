@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pagerpatch.scm import LocalGitScm
+from pagerpatch.scm import LocalGitScm, Scm
 from pagerpatch.settings import Settings
 
 
-def make_scm(s: Settings) -> LocalGitScm:
+def make_scm(s: Settings) -> Scm:
     return LocalGitScm(s.state_dir)

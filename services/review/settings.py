@@ -5,7 +5,7 @@ from __future__ import annotations
 from pagerpatch.llm.config import review_policy
 from pagerpatch.settings import Settings
 from schemas.events import RiskLevel
-from services.review.logic import RiskPolicy
+from services.review.domain import RiskPolicy
 
 
 def risk_policy(s: Settings) -> RiskPolicy:

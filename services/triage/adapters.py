@@ -1,4 +1,5 @@
-"""Triage's I/O: the Postgres store (live incidents, alert history) and the model's soft hint."""
+"""Triage's I/O: the Postgres store (alert history here; incident rows through pagerpatch.incidents.grouping) and
+the model's soft hint."""
 
 from __future__ import annotations
 
@@ -18,72 +19,40 @@ import asyncpg
 from pydantic import BaseModel, Field
 
 from pagerpatch.git import repos
+from pagerpatch.incidents import grouping
 from pagerpatch.llm import BudgetExceeded, LlmError, LlmRuntime, LlmUnavailable, StructuredOutputError
 from pagerpatch.settings import Settings
 from schemas.events import AlertReceived, Severity
-from services.triage.engine import Loaded, NoHint, Prior, SoftHint
-from services.triage.logic import CLOSABLE_STATES, AlertFacts, Decision, Hint, LiveIncident, Observation
+from services.triage.domain import AlertFacts, Decision, Hint, LiveIncident, Observation
+from services.triage.ports import Loaded, NoHint, Prior, SoftHint
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("resolved", "rejected", "failed", "pr_closed")  # as in the incidents_one_live_per_fingerprint index
 PRUNE_EVERY_S = 60.0
 PRUNE_GRACE_S = 600  # never prune rows younger than this (a redelivery may still need its decision)
 
-# One round trip: this alert's earlier decision (a re-run), the incident it opened, the group's live incident,
-# and the group's recent history — skipped when a live incident seen within the dedup window absorbs a firing
-# alert anyway (the decision cannot depend on it), which keeps a storm's duplicates cheap.
-_LOAD = f"""
-WITH live AS (
-    SELECT id, last_seen_at, occurrences, severity, state, opened_at FROM incidents
-    WHERE fingerprint = $3 AND state NOT IN {TERMINAL!r}
-    ORDER BY last_seen_at DESC LIMIT 1
+# Triage's own table, alert_observations: the parts of the one-round-trip read (this alert's earlier decision; the
+# group's recent history) and of the duplicate write (the observation) that the incidents package composes with its
+# statements on incidents (pagerpatch.incidents.grouping). Caller parameters: $1 event id, $2 group key, $3 since,
+# $4 limit.
+_PRIOR_OBSERVATION = (
+    "SELECT decision, severity, rules, reasons, incident_id FROM alert_observations WHERE event_id = $1"
 )
-SELECT
-  (SELECT row_to_json(x) FROM (
-      SELECT o.decision, o.severity, o.rules, o.reasons, o.incident_id, i.repo, i.occurrences
-      FROM alert_observations o LEFT JOIN incidents i ON i.id = o.incident_id WHERE o.event_id = $1) x) AS prior,
-  (SELECT row_to_json(x) FROM (
-      SELECT id, severity, repo, reasons, occurrences FROM incidents WHERE id = $2) x) AS opened,
-  (SELECT row_to_json(live) FROM live) AS live,
-  CASE WHEN $7 OR NOT EXISTS (SELECT 1 FROM live WHERE last_seen_at >= $6) THEN
-    (SELECT coalesce(json_agg(x ORDER BY x.observed_at), '[]'::json) FROM (
+_HISTORY = """SELECT coalesce(json_agg(x ORDER BY x.observed_at), '[]'::json) FROM (
         SELECT event_id, fingerprint, resource, status, observed_at, decision, rules FROM alert_observations
-        WHERE group_key = $3 AND observed_at >= $4 ORDER BY observed_at DESC LIMIT $5) x)
-  END AS history
-"""
+        WHERE group_key = $2 AND observed_at >= $3 ORDER BY observed_at DESC LIMIT $4) x"""
+_LOAD = grouping.compose_read(_PRIOR_OBSERVATION, _HISTORY, caller_params=4)
 
 _OBSERVE_COLUMNS = (
     "event_id, group_key, fingerprint, service, resource, status, observed_at, decision, severity, rules, reasons, "
     "incident_id"
 )
-
-# One round trip for the duplicate path: the observation, the incident's timeline and its occurrence count.
-_RECORD_DUPLICATE = f"""
-WITH obs AS (
-    INSERT INTO alert_observations ({_OBSERVE_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (event_id) DO NOTHING RETURNING 1
-), ev AS (
-    INSERT INTO incident_events (event_id, incident_id, type, source, occurred_at, summary)
-    SELECT $1, $12, 'alert.received', 'ingest', $7, $13 WHERE EXISTS (SELECT 1 FROM obs)
-    ON CONFLICT (event_id) DO NOTHING RETURNING 1
-), upd AS (
-    UPDATE incidents SET occurrences = occurrences + 1, last_seen_at = greatest(last_seen_at, $7), updated_at = now()
-    WHERE id = $12 AND $14 AND EXISTS (SELECT 1 FROM ev) RETURNING occurrences
-)
-SELECT coalesce((SELECT occurrences FROM upd), (SELECT occurrences FROM incidents WHERE id = $12), 1)
-"""
-
 _RECORD = f"""
 INSERT INTO alert_observations ({_OBSERVE_COLUMNS})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (event_id) DO NOTHING
 """
-
-_OPEN = """
-INSERT INTO incidents (id, fingerprint, state, title, service, severity, repo, team, reasons, opened_at, last_seen_at)
-VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $9, $9)
-ON CONFLICT DO NOTHING RETURNING id
-"""
+# One round trip for the duplicate path: the observation, the incident's timeline and its occurrence count.
+_RECORD_DUPLICATE = grouping.compose_duplicate(f"{_RECORD.strip()} RETURNING 1", caller_params=12)
 
 _PRUNE = """
 WITH old AS (
@@ -119,11 +88,10 @@ def _decision(row: dict[str, Any]) -> Decision:
     )
 
 
-def parse_loaded(row: asyncpg.Record) -> Loaded:
-    prior = _json(row["prior"])
-    opened = _json(row["opened"])
-    live = _json(row["live"])
-    history = _json(row["history"]) or []
+def parse_loaded(group: grouping.GroupState) -> Loaded:
+    """The group as the rules see it (domain values), from the rows the grouping read returned."""
+    prior, opened, live = group.prior, group.opened, group.live
+    history = _json(group.history) or []
     found: Prior | None = None
     if prior is not None:
         found = Prior(_decision(prior), prior["incident_id"], prior["occurrences"] or 1, prior["repo"])
@@ -147,7 +115,7 @@ def parse_loaded(row: asyncpg.Record) -> Loaded:
 
 
 class PgUnit:
-    """The Postgres store inside one transaction (see engine.TriageUnit)."""
+    """The Postgres store inside one transaction (see ports.TriageUnit); incident rows through grouping."""
 
     def __init__(self, conn: asyncpg.Connection, settings: Settings) -> None:
         self.conn = conn
@@ -156,12 +124,12 @@ class PgUnit:
     async def load(
         self, alert: AlertFacts, incident_id: uuid.UUID, since: datetime, limit: int, absorbed_since: datetime
     ) -> Loaded:
-        row = await self.conn.fetchrow(
-            _LOAD, uuid.UUID(alert.event_id), incident_id, alert.keys.group_key, since, limit, absorbed_since,
-            alert.status == "resolved",
+        group = await grouping.read_group(
+            self.conn, _LOAD, (uuid.UUID(alert.event_id), alert.keys.group_key, since, limit),
+            group_key=alert.keys.group_key, incident_id=incident_id, absorbed_since=absorbed_since,
+            read_history=alert.status == "resolved",
         )  # fmt: skip
-        assert row is not None
-        return parse_loaded(row)
+        return parse_loaded(group)
 
     async def repo_for(self, service: str) -> str | None:
         repo = await repos.for_service(self.settings, self.conn, service)
@@ -170,11 +138,11 @@ class PgUnit:
     async def open_incident(
         self, alert: AlertFacts, decision: Decision, incident_id: uuid.UUID, repo: str | None, team: str | None
     ) -> bool:
-        row = await self.conn.fetchrow(
-            _OPEN, incident_id, alert.keys.group_key, alert.title, alert.service, decision.severity.value, repo, team,
-            [r[:500] for r in decision.reasons], alert.at,
+        return await grouping.open_incident(
+            self.conn, incident_id=incident_id, group_key=alert.keys.group_key, title=alert.title,
+            service=alert.service, severity=decision.severity.value, repo=repo, team=team,
+            reasons=[r[:500] for r in decision.reasons], opened_at=alert.at,
         )  # fmt: skip
-        return row is not None
 
     def _observation(self, alert: AlertFacts, decision: Decision, incident_id: uuid.UUID | None) -> list[Any]:
         return [
@@ -186,19 +154,15 @@ class PgUnit:
     async def record(self, alert: AlertFacts, decision: Decision, incident_id: uuid.UUID | None) -> int:
         args = self._observation(alert, decision, incident_id)
         if decision.classification == "duplicate" and incident_id is not None:
-            summary = f"{alert.status}: {alert.title}"[:300]
-            value: int = await self.conn.fetchval(_RECORD_DUPLICATE, *args, summary, alert.status == "firing")
-            return value
+            return await grouping.count_duplicate(
+                self.conn, _RECORD_DUPLICATE, args, event_id=uuid.UUID(alert.event_id), incident_id=incident_id,
+                occurred_at=alert.at, summary=f"{alert.status}: {alert.title}"[:300], firing=alert.status == "firing",
+            )  # fmt: skip
         await self.conn.execute(_RECORD, *args)
         return 1
 
     async def close_incident(self, incident_id: uuid.UUID, outcome: str) -> bool:
-        done = await self.conn.fetchval(
-            """UPDATE incidents SET state = 'resolved', closed_at = now(), updated_at = now(), outcome = $2
-               WHERE id = $1 AND state = ANY($3::text[]) RETURNING 1""",
-            incident_id, outcome, sorted(CLOSABLE_STATES),
-        )  # fmt: skip
-        return bool(done)
+        return await grouping.close_incident(self.conn, incident_id, outcome)
 
 
 def group_lock_key(group_key: str) -> int:

@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,9 +33,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from pagerpatch.settings import ServiceEntry, TriageSettings
 from schemas.events import AlertReceived, AlertReceivedPayload, Severity
-from services.triage import engine
-from services.triage.engine import NoHint, SoftHint, TriageStore
+from services.triage import usecase
 from services.triage.memory import MemoryTriageStore
+from services.triage.ports import NoHint, SoftHint, TriageStore
 from services.triage.settings import TriageConfig
 
 CLASSES = ("real", "noise", "duplicate")
@@ -126,7 +128,7 @@ def _where(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_dataset(path: Path) -> list[LoadedCase]:
+def load_dataset(path: Path | Traversable) -> list[LoadedCase]:
     """Parse and validate a dataset file; a problem raises DatasetError naming the line."""
     try:
         text = path.read_text()
@@ -236,7 +238,7 @@ async def memory_store(case: LoadedCase) -> AsyncIterator[TriageStore]:
 async def run_case(case: LoadedCase, store: TriageStore, hint: SoftHint | None = None) -> list[Outcome]:
     outcomes = []
     for a in case.alerts:
-        result = await engine.triage(a.event, store, case.config, hint or NoHint(), a.at)
+        result = await usecase.triage(a.event, store, case.config, hint or NoHint(), a.at)
         if a.expect is not None:
             d = result.decision
             outcomes.append(Outcome(case.case.id, a.index, case.line, a.expect, d.classification, d.severity,
@@ -289,6 +291,7 @@ def render(report: Report, cases: list[LoadedCase], show_wrong: int = 50) -> lis
     return out
 
 
-def shipped_dataset() -> Path:
-    """tests/evals/triage_golden.jsonl of this source tree."""
-    return Path(__file__).resolve().parents[2] / "tests" / "evals" / "triage_golden.jsonl"
+def shipped_dataset() -> Traversable:
+    """The golden dataset shipped as package data (services/triage/data/), found the same way in a checkout and an
+    install (tests/evals/make_triage_golden.py writes it)."""
+    return resources.files("services.triage") / "data" / "triage_golden.jsonl"

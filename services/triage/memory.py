@@ -12,15 +12,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pagerpatch.incidents.state import CLOSABLE, TERMINAL
 from schemas.events import Severity
-from services.triage.engine import Loaded, Prior
-from services.triage.logic import CLOSABLE_STATES, AlertFacts, Decision, LiveIncident, Observation
-
-TERMINAL = frozenset({"resolved", "rejected", "failed", "pr_closed"})
+from services.triage.domain import AlertFacts, Decision, LiveIncident, Observation
+from services.triage.ports import Loaded, Prior
 
 
 @dataclass
 class MemIncident:
+    """An incident row as the Postgres store keeps it (the columns triage reads and writes)."""
+
     id: uuid.UUID
     group_key: str
     title: str
@@ -38,6 +39,8 @@ class MemIncident:
 
 @dataclass
 class MemObservation:
+    """An alert_observations row: the alert and the decision taken for it."""
+
     alert: AlertFacts
     decision: Decision
     incident_id: uuid.UUID | None
@@ -45,6 +48,9 @@ class MemObservation:
 
 @dataclass
 class MemoryTriageStore:
+    """Incidents and observations in dicts, shared by every unit (no group lock: the eval and the unit tests triage
+    one alert at a time)."""
+
     repos: dict[str, str] = field(default_factory=dict)  # service -> repository name
     incidents: dict[uuid.UUID, MemIncident] = field(default_factory=dict)
     observations: dict[str, MemObservation] = field(default_factory=dict)
@@ -53,12 +59,19 @@ class MemoryTriageStore:
     async def unit(self, group_key: str, exclusive: bool = True) -> AsyncIterator[MemoryUnit]:
         yield MemoryUnit(self)
 
+    async def maybe_prune(self) -> int:
+        """Nothing to prune: an in-memory store lives for one eval case or one test."""
+        return 0
+
     def live(self, group_key: str) -> MemIncident | None:
+        """The group's newest non-terminal incident (what the Postgres read's `live` row is)."""
         live = [i for i in self.incidents.values() if i.group_key == group_key and i.state not in TERMINAL]
         return max(live, key=lambda i: i.last_seen_at) if live else None
 
 
 class MemoryUnit:
+    """A unit of work on the in-memory store (ports.TriageUnit)."""
+
     def __init__(self, store: MemoryTriageStore) -> None:
         self.store = store
 
@@ -128,7 +141,7 @@ class MemoryUnit:
 
     async def close_incident(self, incident_id: uuid.UUID, outcome: str) -> bool:
         inc = self.store.incidents.get(incident_id)
-        if inc is None or inc.state not in CLOSABLE_STATES:
+        if inc is None or inc.state not in CLOSABLE:
             return False
         inc.state, inc.outcome = "resolved", outcome
         return True

@@ -1,4 +1,5 @@
-"""Writes tests/evals/triage_golden.jsonl: labelled alert sequences in the shapes ingest normalizes providers to.
+"""Writes services/triage/data/triage_golden.jsonl (package data): labelled alert sequences in the shapes ingest
+normalizes providers to.
 
     .venv/bin/python tests/evals/make_triage_golden.py
 
@@ -13,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).with_name("triage_golden.jsonl")
+# The dataset ships inside the package (read by `pagerpatch eval triage` through importlib.resources).
+OUT = Path(__file__).resolve().parents[2] / "services" / "triage" / "data" / "triage_golden.jsonl"
 
 CATALOG = {
     "checkout": {"tier": 0, "team": "payments", "owners": ["ana"], "repo": "shop"},

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
+import pagerpatch.ops
 from pagerpatch.git import workspace
 from pagerpatch.git.worktrees import Workspaces
-from pagerpatch.ops.demo_repo import DEPLOY_PREFIX, DemoBuildError, DemoRepo, build_demo_repo, demo_alert
+from pagerpatch.ops.demo_repo import (
+    DEPLOY_PREFIX,
+    DemoBuildError,
+    DemoRepo,
+    build_demo_repo,
+    demo_alert,
+    demo_source,
+)
 from pagerpatch.settings import RepoConfig
+from pagerpatch.traces import symbols
 from pagerpatch.traces.stacktrace import parse_trace
 from schemas.events import AlertReceivedPayload, Severity
-from services.diagnosis.domain.suspect import find_suspect
+from services.diagnosis.adapters import GitHistory
+from services.diagnosis.usecase import find_suspect
 
 pytestmark = [
     pytest.mark.integration,
@@ -128,7 +140,7 @@ def test_find_suspect_names_exactly_the_bad_commit(
     parsed = parse_trace(trigger.traceback if which == "production" else trigger.raw_traceback)
     assert parsed is not None
     path = workspaces.worktree(repo_cfg, "inc-demo", demo.head, f"diagnosis-{which}")
-    report = find_suspect(path, parsed, "HEAD")
+    report = find_suspect(GitHistory(path), parsed, "HEAD")
 
     assert report.base_commit == demo.head
     assert report.suspect is not None and report.suspect.sha == demo.bad_commit
@@ -147,7 +159,7 @@ def test_find_suspect_names_exactly_the_bad_commit(
         assert item.file in files
         assert item.commit is not None and workspace.commit_exists(path, item.commit)
         if item.function:
-            assert workspace.function_exists(path, item.file, item.function)
+            assert symbols.defines(workspace.read_file(path, item.file), item.file, item.function)
     assert [e.function for e in report.evidence] == ["find_coupon", "price_cart", "quote", "checkout"]
 
     for needle in ("KeyError", "'SUMMER24'", "find_coupon()", f"shopcart/pricing.py:{first.line}"):
@@ -167,7 +179,7 @@ def test_find_suspect_without_repository_frames_blames_nobody(demo: DemoRepo) ->
         "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)\n"
     )
     assert parsed is not None
-    report = find_suspect(demo.path, parsed)
+    report = find_suspect(GitHistory(demo.path), parsed)
     assert report.suspect is None and report.evidence == () and report.confidence == 0.1
     assert "JSONDecodeError" in report.root_cause
 
@@ -189,6 +201,34 @@ def test_demo_alert_is_the_generic_webhook_shape(demo: DemoRepo) -> None:
     )
 
 
+def test_each_demo_run_alert_is_a_problem_of_its_own(demo: DemoRepo) -> None:
+    """`pagerpatch demo` run again must not land on the earlier run's incident (still open, its PR waiting)."""
+    first, second = demo_alert(demo, run="run-1"), demo_alert(demo, run="run-2")
+    assert first["fingerprint"] != second["fingerprint"]
+    assert (first["labels"]["demo_run"], second["labels"]["demo_run"]) == ("run-1", "run-2")
+    plain = demo_alert(demo)
+    assert "fingerprint" not in plain and "demo_run" not in plain["labels"]  # grouped by its trace, as before
+    for alert in (first, second):
+        rest = {k: v for k, v in alert.items() if k not in {"fingerprint", "labels"}}
+        assert rest == {k: v for k, v in plain.items() if k != "labels"}
+        payload = AlertReceivedPayload(source="generic", service=alert["service"], title=alert["title"],
+                                       stack_trace=alert["stack_trace"], fingerprint=alert["fingerprint"])  # fmt: skip
+        assert payload.fingerprint == alert["fingerprint"]
+
+
+def test_the_scenario_ships_as_package_data() -> None:
+    """Every scenario file matches a package-data glob, so an installed `pagerpatch demo` builds the same history."""
+    source = demo_source()
+    package = Path(pagerpatch.ops.__file__).parent
+    assert source == package / "demo_scenario" and (source / "shopcart" / "pricing.py").is_file()
+    globs = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = [p.relative_to(package).as_posix() for p in source.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]  # fmt: skip
+    assert len(files) >= 10
+    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, g) for g in globs["pagerpatch.ops"])]
+    assert missing == [], "add these to [tool.setuptools.package-data] in pyproject.toml"
+
+
 def test_repeated_frames_are_blamed_once(demo: DemoRepo) -> None:
     frame = '  File "/srv/app/shopcart/pricing.py", line 84, in price_cart\n'
     parsed = parse_trace(
@@ -198,6 +238,6 @@ def test_repeated_frames_are_blamed_once(demo: DemoRepo) -> None:
         + "KeyError: 'SUMMER24'\n"
     )
     assert parsed is not None
-    report = find_suspect(demo.path, parsed)
+    report = find_suspect(GitHistory(demo.path), parsed)
     assert [(e.file, e.line) for e in report.evidence] == [("shopcart/pricing.py", 64), ("shopcart/pricing.py", 84)]
     assert report.suspect is not None and report.suspect.sha == demo.bad_commit

@@ -19,8 +19,8 @@ from pagerpatch.ops.embedded import EmbeddedNats
 from pagerpatch.settings import BusSettings, IngestSettings, Settings
 from schemas import streams
 from services.ingest.adapters import HttpSns
-from services.ingest.app import build_deps, create_app
-from services.ingest.handlers import IngestDeps
+from services.ingest.app import bootstrap, create_app
+from services.ingest.usecase import IngestDeps
 from tests.support.ingest import stored
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ async def make_client(nats_url: str, db: str, tmp_path: Any, **overrides: Any) -
     broker = bus.make_broker(nats_url, name="ingest-test")
     await broker.connect()
     pool = await store.create_pool(db)
-    app.state.deps = build_deps(settings, broker, pool, HttpSns())
+    app.state.deps = bootstrap(settings, pool, broker=broker, sns=HttpSns())
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest"), Running(
         app.state.deps, broker, pool
     )

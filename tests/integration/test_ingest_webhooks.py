@@ -25,7 +25,7 @@ from pagerpatch.settings import BusSettings, IngestSettings, Settings
 from schemas import streams
 from schemas.events import AlertReceived
 from services.ingest.adapters import HttpSns
-from services.ingest.app import build_deps, create_app
+from services.ingest.app import bootstrap, create_app
 from tests.support.ingest import (
     FIXTURES,
     TOPIC,
@@ -91,7 +91,7 @@ async def edge(nats_url: str, db: str, home: Path, **overrides: Any) -> AsyncIte
     pool = await store.create_pool(db)
     sns = HttpSns(transport=aws.transport())
     app = create_app(settings)
-    app.state.deps = build_deps(settings, broker, pool, sns)
+    app.state.deps = bootstrap(settings, pool, broker=broker, sns=sns)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
     try:
         yield Edge(client, nats_url, aws)
@@ -147,6 +147,12 @@ def _linear() -> bytes:
     }).encode()  # fmt: skip
 
 
+def _sentry_event_alert() -> bytes:
+    """Sentry's own sample Python event (frames with `vars`) as an issue alert's `data.event`."""
+    event = fixture_json("sentry_event_python_modern.json")
+    return json.dumps({"action": "triggered", "data": {"event": event, "triggered_rule": "errors"}}).encode()
+
+
 ALERTMANAGER = json.dumps({
     "status": "firing", "groupKey": "{}:{alertname=\"Down\"}",
     "alerts": [{"status": "firing", "labels": {"alertname": "Down", "service": "cart"}, "fingerprint": "f1"},
@@ -186,6 +192,8 @@ CASES = [
     ]),
     case("sentry", fixture("sentry_issue_created.json"), lambda b: sentry_headers(SECRET, b, "issue"), 202,
          ["alert.received"]),
+    case("sentry", _sentry_event_alert(), lambda b: sentry_headers(SECRET, b, "event_alert"), 202,
+         ["alert.received"]),
     case("slack", fixture("slack_event_callback_app_mention.json"),
          lambda b: slack_headers(SECRET, b, int(time.time())), 200, ["task.requested"]),
     case("slack", fixture("slack_url_verification.json"), lambda b: slack_headers(SECRET, b, int(time.time())),
@@ -223,6 +231,17 @@ async def test_every_fixture_is_accepted_with_a_correct_signature(
     again = await configured.post(provider, body, sent_headers)  # the provider's retry
     assert again.status_code == status and again.json()["duplicate"] is True
     assert len(await stored(configured.nats_url, ids)) == len(ids)
+
+
+async def test_sentry_frame_vars_reach_the_stream_as_plain_values(configured: Edge) -> None:
+    resp = await configured.post("sentry", body := _sentry_event_alert(), sentry_headers(SECRET, body, "event_alert"))
+    assert resp.status_code == 202, resp.text
+    [event] = await stored(configured.nats_url, ids_of(resp))
+    assert event["payload"]["frame_vars"] == [{
+        "file": "/Users/user/test/main.py", "function": "main", "line": 26,
+        "vars": {"dict_var": {"key1": "value1", "key2": "value2", "key3": "value3"}, "int_var": 1,
+                 "list_var": [1, 2, 3], "str_var": "Hello, world!"},
+    }]  # fmt: skip
 
 
 def test_every_fixture_file_has_a_case() -> None:

@@ -1,11 +1,12 @@
-"""Review's approval decisions on a real nats-server and Postgres: who may decide from Slack."""
+"""Review's approval decisions on a real nats-server and Postgres: who may decide from Slack, and the approvals
+store's contract (the one the memory store in services/review/memory.py imitates)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
+import asyncpg
 import pytest
 
 from pagerpatch.incidents import finish_handoff
@@ -22,21 +23,22 @@ from schemas.events import (
     RiskLevel,
     TestRun,
 )
-from services.review import adapters
+from services.review.adapters import PgApprovals
 from services.review.app import bootstrap, create_service
+from services.review.domain import AuditEntry
 from tests.integration.test_runtime import make_settings, stream_events, wait_for
 
 pytestmark = pytest.mark.integration
 SHA = "a" * 40
 
 
-def pending_fix() -> tuple[dict[str, Any], dict[str, Any]]:
+def pending_fix() -> tuple[RiskAssessment, FixValidatedPayload]:
     diagnosis = DiagnosisReadyPayload(repo="shop", base_commit=SHA, root_cause="KeyError", confidence=0.9)
     tests = TestRun(command="pytest", passed=True, exit_code=0, duration_s=1.0)
     fix = FixValidatedPayload(repo="shop", base_commit=SHA, strategy="revert-and-test", patch="", tests=tests,
                               commit_message="Revert", attempts=1, diagnosis=diagnosis)  # fmt: skip
     risk = RiskAssessment(level=RiskLevel.HIGH, score=3, reasons=["touches migrations/"])
-    return risk.model_dump(mode="json"), fix.model_dump(mode="json")
+    return risk, fix
 
 
 def decided(incident: uuid.UUID, account: str) -> ApprovalDecided:
@@ -54,7 +56,7 @@ async def test_a_slack_click_counts_only_from_a_listed_approver(nats_url, fresh_
     try:
         incident = uuid.uuid4()
         risk, fix = pending_fix()
-        await adapters.request(svc.pool, incident, risk, fix, uuid.uuid4())
+        await PgApprovals(svc.pool).request(incident, risk=risk, fix=fix, event_id=uuid.uuid4())
 
         stranger = decided(incident, "U0MALLORY")
         await bus.publish(svc.broker, stranger)
@@ -71,3 +73,39 @@ async def test_a_slack_click_counts_only_from_a_listed_approver(nats_url, fresh_
         assert [(a["incident_id"], a["payload"]["approved_by"]) for a in approved] == [(str(incident), "user-U0DANA")]
     finally:
         await stop_service(svc)
+
+
+def entry(incident: uuid.UUID, action: str, **details: object) -> AuditEntry:
+    return AuditEntry(actor="dana", action=action, incident_id=incident, details=details)
+
+
+async def test_the_first_decision_settles_an_approval_with_its_audit_line(pool: asyncpg.Pool) -> None:
+    approvals, incident = PgApprovals(pool), uuid.uuid4()
+    risk, fix = pending_fix()
+    await approvals.request(incident, risk=risk, fix=fix, event_id=uuid.uuid4())
+    other = fix.model_copy(update={"commit_message": "another fix"})
+    await approvals.request(incident, risk=risk, fix=other, event_id=uuid.uuid4())  # changes nothing
+
+    first, decided_now = await approvals.decide(incident, "reject", by="dana", reason="no",
+                                                audit=entry(incident, "approval.reject"))  # fmt: skip
+    assert decided_now and first is not None
+    assert (first.status, first.decided_by, first.reason) == ("rejected", "dana", "no")
+    assert FixValidatedPayload.model_validate(first.fix) == fix
+    late, decided_now = await approvals.decide(incident, "approve", by="eve", reason="",
+                                               audit=entry(incident, "approval.approve"))  # fmt: skip
+    assert not decided_now and late is not None and late.status == "rejected" and late.decided_by == "dana"
+    actions = await pool.fetch("SELECT action FROM audit_log WHERE incident_id = $1 ORDER BY id", incident)
+    assert [r["action"] for r in actions] == ["approval.reject"]
+    assert await approvals.decide(uuid.uuid4(), "approve", by="dana", reason="",
+                                  audit=entry(incident, "approval.approve")) == (None, False)  # fmt: skip
+
+
+async def test_a_decision_whose_audit_line_fails_is_not_committed(pool: asyncpg.Pool) -> None:
+    approvals, incident = PgApprovals(pool), uuid.uuid4()
+    risk, fix = pending_fix()
+    await approvals.request(incident, risk=risk, fix=fix, event_id=uuid.uuid4())
+    unwritable = entry(incident, "approval.approve", reason=object())  # not JSON: the audit insert fails
+    with pytest.raises(asyncpg.DataError):
+        await approvals.decide(incident, "approve", by="dana", reason="", audit=unwritable)
+    assert await pool.fetchval("SELECT status FROM approvals WHERE incident_id = $1", incident) == "pending"
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE incident_id = $1", incident) == 0

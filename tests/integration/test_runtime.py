@@ -298,3 +298,36 @@ def test_only_state_moving_events_need_the_transaction() -> None:
     assert incidents.changes_state([event, opened])
     assert not incidents.changes_state([event, untracked])
     assert incidents.timeline_rows([event, untracked]).event_ids == []
+
+
+async def test_deps_are_built_on_the_services_own_pool_before_consuming(nats_url, fresh_db, js, tmp_path) -> None:
+    """`bootstrap(settings, pool)` runs once, after the pool exists (an async bootstrap is awaited)."""
+    settings = make_settings(nats_url, fresh_db, tmp_path)
+    await bus.setup(js, settings.bus, consumer_defs=[TEST_CONSUMER])
+    await store.migrate(fresh_db)
+    built: list[Any] = []
+
+    async def bootstrap(got: Settings, pool: Any) -> Calls:
+        assert got is settings
+        assert await pool.fetchval("SELECT 1") == 1  # a live pool, before any message is handled
+        built.append(pool)
+        return Calls()
+
+    async def handler(event: AlertReceived, ctx: StageContext[Calls]) -> Sequence[Event[Any]]:
+        ctx.deps.times.append(time.monotonic())
+        return []
+
+    service: Service[Calls] = Service("kernel-test")
+    service.handler(TEST_CONSUMER, AlertReceived)(handler)
+    svc = await start_service(service, settings, bootstrap)
+    try:
+        assert built == [svc.pool]
+        await bus.publish(svc.broker, alert())
+        await wait_for(lambda: _async(bool(svc.runners[0].deps.times)))
+        assert len(svc.runners[0].deps.times) == 1 and len(built) == 1
+    finally:
+        await stop_service(svc)
+
+
+async def _async(value: Any) -> Any:
+    return value

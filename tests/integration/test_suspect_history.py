@@ -1,22 +1,40 @@
 """Diagnosis of regressions that blame alone misses: the bad commit changed the code *around* the failing line.
 
 Each scenario is a small real git history in tmp_path; the traceback is real, captured by running the broken
-code at HEAD, and `find_suspect` must name the commit whose revert fixes it.
+code at HEAD, and `usecase.find_suspect` must name the commit whose revert fixes it. The last tests run the use
+case on the git adapters, and the service itself on a real nats-server and Postgres.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from nats.js import JetStreamContext
 
 from pagerpatch.git import workspace
+from pagerpatch.git.worktrees import Workspaces
+from pagerpatch.incidents import finish_handoff
+from pagerpatch.kernel import bus, store
+from pagerpatch.kernel.runtime import start_service, stop_service
+from pagerpatch.settings import RepoConfig
+from pagerpatch.traces import symbols
 from pagerpatch.traces.stacktrace import ParsedTrace, parse_trace
-from services.diagnosis.domain.suspect import Region, SuspectReport, enclosing_region, find_suspect
+from schemas import subjects
+from schemas.events import IncidentOpened, IncidentOpenedPayload, Severity
+from services.diagnosis.adapters import GitCheckouts, GitHistory
+from services.diagnosis.app import bootstrap, create_service
+from services.diagnosis.domain.region import Region, enclosing_region
+from services.diagnosis.domain.report import SuspectReport
+from services.diagnosis.memory import MemoryAudit, MemoryRepos
+from services.diagnosis.usecase import Diagnosis, find_suspect
+from tests.integration.test_runtime import make_settings, stream_events, wait_done, wait_for
 from tests.support.git import git
 
 pytestmark = [
@@ -73,6 +91,10 @@ def repo(tmp_path: Path) -> Repo:
     return r
 
 
+def defines(path: Path, file: str, function: str) -> bool:
+    return symbols.defines(workspace.read_file(path, file), file, function)
+
+
 def assert_everything_named_exists(path: Path, report: SuspectReport) -> None:
     files = workspace.list_files(path)
     assert report.evidence
@@ -80,11 +102,11 @@ def assert_everything_named_exists(path: Path, report: SuspectReport) -> None:
         assert item.file in files
         assert item.commit is not None and workspace.commit_exists(path, item.commit)
         if item.function:
-            assert workspace.function_exists(path, item.file, item.function)
+            assert defines(path, item.file, item.function)
     for change in report.regions:
         assert workspace.commit_exists(path, change.commit.sha)
         if change.region.name:
-            assert workspace.function_exists(path, change.frame.file, change.region.name)
+            assert defines(path, change.frame.file, change.region.name)
 
 
 def test_a_removed_guard_above_the_failing_line_is_found_and_its_revert_fixes_it(repo: Repo) -> None:
@@ -97,7 +119,7 @@ def test_a_removed_guard_above_the_failing_line_is_found_and_its_revert_fixes_it
     trace = repo.trace(TRIGGER)
     assert trace.exception_type == "ZeroDivisionError"
     assert trace.frames[-1].context == "return sum(values) / len(values)"
-    report = find_suspect(repo.path, trace)
+    report = find_suspect(GitHistory(repo.path), trace)
 
     # Blame alone points at the initial import: the failing line itself never changed.
     assert report.blamed[0].blame.sha == initial and report.blamed[0].line == 2
@@ -137,7 +159,7 @@ def test_a_commit_that_changed_the_failing_line_is_still_found_by_blame(repo: Re
     bad = repo.commit({"ledger/money.py": TIDY_AVERAGE}, "money: inline the mean", who="Eve")
     repo.commit({"README.md": "ledger\n\nAverages and totals.\n"}, "docs: describe the ledger")
 
-    report = find_suspect(repo.path, repo.trace(TRIGGER))
+    report = find_suspect(GitHistory(repo.path), repo.trace(TRIGGER))
 
     assert report.suspect is not None and report.suspect.sha == bad
     assert report.suspect_region is None  # blame found it: the commit changed the failing line
@@ -169,7 +191,7 @@ def test_a_later_change_to_another_function_of_the_same_file_is_not_chosen(repo:
 
     trace = repo.trace(TRIGGER)
     assert trace.frames[-1].line == 8
-    report = find_suspect(repo.path, trace)
+    report = find_suspect(GitHistory(repo.path), trace)
 
     assert report.suspect is not None and report.suspect.sha == bad != later
     assert report.suspect_region is not None
@@ -202,7 +224,7 @@ def test_a_method_of_a_class_is_its_own_enclosing_function(repo: Repo) -> None:
 
     trace = repo.trace("from ledger.cart import Cart; Cart([]).mean_price")
     assert (trace.frames[-1].function, trace.frames[-1].line) == ("mean_price", 8)
-    report = find_suspect(repo.path, trace)
+    report = find_suspect(GitHistory(repo.path), trace)
 
     assert report.suspect is not None and report.suspect.sha == bad != later
     assert report.suspect_region is not None
@@ -228,7 +250,7 @@ def test_a_removed_guard_in_the_caller_is_found_on_the_call_path(repo: Repo) -> 
     bad = repo.commit({"ledger/report.py": report_v2}, "report: simplify summary", who="Eve")
     repo.commit({"README.md": "ledger\n"}, "docs: add a README")
 
-    report = find_suspect(repo.path, repo.trace("from ledger.report import summary; summary([])"))
+    report = find_suspect(GitHistory(repo.path), repo.trace("from ledger.report import summary; summary([])"))
 
     assert [e.function for e in report.evidence] == ["average", "summary"]
     assert report.suspect is not None and report.suspect.sha == bad
@@ -295,3 +317,64 @@ def test_region_in_braced_languages() -> None:
     assert _region(java, 5, python=False, function="com.shop.Pricing.apply") == Region(3, 5, "function", "apply")
     long_body = "func run() {\n" + "\tx := 1\n" * 30 + "\tpanic(x)\n}\n"
     assert _region(long_body, 32, python=False) == Region(17, 32, "window")  # 15 above, nothing below but `}`
+
+
+# ---------------------------------------------------------------- the use case on the git adapters
+
+
+async def test_the_use_case_on_git_worktrees_falls_back_to_the_default_branch_and_cleans_up(
+    repo: Repo, tmp_path: Path
+) -> None:
+    repo.commit({"ledger/__init__.py": "", "ledger/money.py": GUARDED_AVERAGE}, "initial import")
+    bad = repo.commit({"ledger/money.py": TIDY_AVERAGE}, "money: tidy average", who="Eve")
+    trace = repo.run(TRIGGER).stderr
+    cfg = RepoConfig(name="ledger", path=str(repo.path), services=["ledger-api"])
+    workspaces = Workspaces(tmp_path / "work spaces")
+    diagnosis = Diagnosis(repos=MemoryRepos({"ledger": cfg}), checkouts=GitCheckouts(workspaces), audit=MemoryAudit())
+    incident_id = uuid.UUID("00000000-0000-4000-8000-000000000002")
+    incident = IncidentOpenedPayload(
+        fingerprint="f" * 16, title="average fails", service="ledger-api", severity=Severity.P2, repo="ledger",
+        stack_trace=trace, commit="0" * 40,  # a deploy the repository never saw
+    )  # fmt: skip
+
+    payload = await diagnosis.diagnose(incident_id, incident)
+
+    assert payload is not None and payload.base_commit == bad
+    assert payload.suspect_commit is not None and payload.suspect_commit.sha == bad
+    assert payload.evidence[0].function == "average" and payload.confidence == 0.75
+    assert not (workspaces.root / "worktrees" / str(incident_id)).exists()
+
+
+# ---------------------------------------------------------------- the service on nats-server and Postgres
+
+
+async def test_the_service_skips_an_incident_without_repository_and_diagnoses_one_with_it(
+    repo: Repo, nats_url: str, fresh_db: str, js: JetStreamContext, tmp_path: Path
+) -> None:
+    repo.commit({"ledger/__init__.py": "", "ledger/money.py": GUARDED_AVERAGE}, "initial import")
+    bad = repo.commit({"ledger/money.py": TIDY_AVERAGE}, "money: tidy average", who="Eve")
+    settings = make_settings(nats_url, fresh_db, tmp_path).model_copy(
+        update={"repos": [RepoConfig(name="ledger", path=str(repo.path), services=["ledger-api"])]}
+    )
+    await bus.setup(js, settings.bus)
+    await store.migrate(fresh_db)
+    svc = await start_service(create_service(), settings, bootstrap, finish=finish_handoff)
+    try:
+        fields = {"fingerprint": "f" * 16, "title": "average fails", "service": "ledger-api", "severity": Severity.P2}
+        orphan = IncidentOpened.create(IncidentOpenedPayload(**fields), source="triage", incident_id=uuid.uuid4())
+        await bus.publish(svc.broker, orphan)
+        sql = "SELECT details FROM audit_log WHERE action = 'diagnosis.skipped' AND incident_id = $1"
+        details = await wait_for(lambda: svc.pool.fetchval(sql, orphan.incident_id))
+        reason = (json.loads(details) if isinstance(details, str) else details)["reason"]
+        assert reason == "no repository registered for service 'ledger-api'"
+
+        payload = IncidentOpenedPayload(**fields, repo="ledger", stack_trace=repo.run(TRIGGER).stderr, commit=bad)
+        opened = IncidentOpened.create(payload, source="triage", incident_id=uuid.uuid4())
+        await bus.publish(svc.broker, opened)
+        await wait_done(svc, opened)
+        ready = [json.loads(m) for m in await stream_events(js, subjects.DIAGNOSIS_READY)]
+        assert [(r["incident_id"], r["payload"]["suspect_commit"]["sha"]) for r in ready] == [
+            (str(opened.incident_id), bad)
+        ]
+    finally:
+        await stop_service(svc)

@@ -8,10 +8,10 @@ from typing import Any
 
 from pagerpatch.settings import TriageSettings
 from schemas.events import AlertReceived, AlertReceivedPayload, AlertSuppressed, IncidentOpened, Severity
-from services.triage import engine
+from services.triage import usecase
 from services.triage.adapters import LlmHint, make_hint
-from services.triage.engine import NoHint
 from services.triage.memory import MemoryTriageStore
+from services.triage.ports import NoHint
 from services.triage.settings import TriageConfig
 from tests.support.fake_anthropic import FakeAnthropic, rate_limited, tool_use
 from tests.support.llm_env import llm_settings
@@ -27,9 +27,9 @@ def alert(at: float, **fields: Any) -> AlertReceived:
     return AlertReceived.create(AlertReceivedPayload(**payload), source="ingest", team="shop")
 
 
-async def triage(e: AlertReceived, store: MemoryTriageStore, hint: Any) -> engine.Result:
+async def triage(e: AlertReceived, store: MemoryTriageStore, hint: Any) -> usecase.Result:
     cfg = TriageConfig(rules=TriageSettings())
-    return await engine.triage(e, store, cfg, hint, e.payload.occurred_at or T0)
+    return await usecase.triage(e, store, cfg, hint, e.payload.occurred_at or T0)
 
 
 def hint_for(fake: FakeAnthropic, **llm: Any) -> Any:
@@ -80,7 +80,7 @@ async def test_a_model_that_stays_unavailable_leaves_the_documented_default_and_
     hint = hint_for(fake_anthropic, max_retries=1)
     result = await triage(alert(0), MemoryTriageStore(), hint)
     assert result.decision.classification == "real"  # triage.undecided defaults to open
-    assert engine.NO_VERDICT in result.decision.reasons
+    assert usecase.NO_VERDICT in result.decision.reasons
     assert len(fake_anthropic.requests) == 2  # the call and its one retry, then the default
 
 

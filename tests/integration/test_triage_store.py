@@ -24,17 +24,16 @@ from pagerpatch.kernel.runtime import start_service, stop_service
 from pagerpatch.settings import Settings, TriageSettings
 from schemas import streams, subjects
 from schemas.events import AlertReceived, AlertReceivedPayload
-from services.triage import engine
 from services.triage import eval as triage_eval
+from services.triage import usecase
 from services.triage.adapters import PgTriageStore, prune
-from services.triage.deps import bootstrap
-from services.triage.engine import NoHint, TriageStore
-from services.triage.handlers import service
+from services.triage.app import bootstrap, create_service
+from services.triage.ports import NoHint, TriageStore
 from services.triage.settings import TriageConfig
 
 pytestmark = pytest.mark.integration
 
-GOLDEN = Path(__file__).parents[1] / "evals" / "triage_golden.jsonl"
+GOLDEN = triage_eval.shipped_dataset()
 T0 = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
 
 
@@ -79,7 +78,7 @@ async def test_concurrent_alerts_of_one_group_open_exactly_one_incident(pg: tupl
     pool, settings = pg
     triage_store, cfg = PgTriageStore(pool, settings), TriageConfig()
     events = [alert(i * 0.01, resource=f"10.0.0.{i}:80") for i in range(30)]
-    results = await asyncio.gather(*(engine.triage(e, triage_store, cfg, NoHint(), T0) for e in events))
+    results = await asyncio.gather(*(usecase.triage(e, triage_store, cfg, NoHint(), T0) for e in events))
     assert sorted(r.decision.classification for r in results).count("real") == 1
     row = await pool.fetchrow("SELECT count(*) AS n, max(occurrences) AS occ FROM incidents")
     assert (row["n"], row["occ"]) == (1, 30)
@@ -92,7 +91,7 @@ async def test_open_after_counts_every_concurrent_alert(pg: tuple[asyncpg.Pool, 
     cfg = TriageConfig(rules=rules)
     triage_store = PgTriageStore(pool, settings)
     events = [alert(0, resource=f"h{i}") for i in range(3)]
-    results = await asyncio.gather(*(engine.triage(e, triage_store, cfg, NoHint(), T0) for e in events))
+    results = await asyncio.gather(*(usecase.triage(e, triage_store, cfg, NoHint(), T0) for e in events))
     # Without the group lock, each would count only itself and the others it happened to see: none might open.
     assert sorted(r.decision.classification for r in results) == ["noise", "noise", "real"]
 
@@ -104,8 +103,8 @@ async def test_a_rerun_republishes_the_same_decision_and_counts_nothing_twice(
     triage_store, cfg = PgTriageStore(pool, settings), TriageConfig()
     first, dup, resolved = alert(0), alert(10), alert(20, status="resolved")
     for e in (first, dup, dup, resolved, resolved, first):
-        await engine.triage(e, triage_store, cfg, NoHint(), T0)
-    again = await engine.triage(first, triage_store, cfg, NoHint(), T0)
+        await usecase.triage(e, triage_store, cfg, NoHint(), T0)
+    again = await usecase.triage(first, triage_store, cfg, NoHint(), T0)
     assert again.replayed and again.decision.classification == "real"
     inc = await pool.fetchrow("SELECT state, occurrences, outcome, reasons FROM incidents")
     assert inc["occurrences"] == 2 and inc["state"] == "resolved"
@@ -115,14 +114,60 @@ async def test_a_rerun_republishes_the_same_decision_and_counts_nothing_twice(
     assert [r["summary"] for r in timeline] == ["firing: search 5xx above 5%", "resolved: search 5xx above 5%"]
 
 
+class CountingPool:
+    """The pool, counting every statement sent on the connections it hands out (one statement, one round trip)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.statements: list[str] = []
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        async with self.pool.acquire() as conn:
+            yield CountingConnection(conn, self.statements)
+
+
+class CountingConnection:
+    def __init__(self, conn: asyncpg.Connection, statements: list[str]) -> None:
+        self.conn, self.statements = conn, statements
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.conn, name)
+        if name not in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+            return attr
+
+        async def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+            self.statements.append(sql)
+            return await attr(sql, *args, **kwargs)
+
+        return counted
+
+
+async def test_a_storms_firing_duplicate_costs_two_round_trips(pg: tuple[asyncpg.Pool, Settings]) -> None:
+    pool, settings = pg
+    counting = CountingPool(pool)
+    triage_store, cfg = PgTriageStore(counting, settings), TriageConfig()
+    await usecase.handle_alert(alert(0), triage_store, cfg, NoHint(), T0)
+    counting.statements.clear()
+    result = await usecase.handle_alert(alert(1, resource="10.0.0.2:80"), triage_store, cfg, NoHint(), T0)
+    assert result.decision.classification == "duplicate"
+    # The group read, then observation + timeline + count in one statement; no lock, no transaction, no prune.
+    assert len(counting.statements) == 2, counting.statements
+    assert "INSERT INTO alert_observations" in counting.statements[1]
+    assert "INSERT INTO incident_events" in counting.statements[1]
+    row = await pool.fetchrow("SELECT occurrences FROM incidents")
+    assert row["occurrences"] == 2
+    assert await pool.fetchval("SELECT count(*) FROM incident_events WHERE type = 'alert.received'") == 1
+
+
 async def test_history_is_pruned_by_age_and_per_group_cap(pg: tuple[asyncpg.Pool, Settings]) -> None:
     pool, settings = pg
     settings = settings.model_copy(update={"triage": TriageSettings(history_max_per_group=10,
                                                                       history_retention_s=3600)})  # fmt: skip
     triage_store, cfg = PgTriageStore(pool, settings), TriageConfig(rules=settings.triage)
     for i in range(25):
-        await engine.triage(alert(i), triage_store, cfg, NoHint(), T0)
-    await engine.triage(alert(0, title="another group"), triage_store, cfg, NoHint(), T0)
+        await usecase.triage(alert(i), triage_store, cfg, NoHint(), T0)
+    await usecase.triage(alert(0, title="another group"), triage_store, cfg, NoHint(), T0)
     assert await prune(pool, settings) == 0  # nothing is old enough yet: in-flight redeliveries keep theirs
     await pool.execute("UPDATE alert_observations SET recorded_at = now() - interval '20 minutes'")
     assert await prune(pool, settings) == 15  # the group keeps its newest 10
@@ -147,7 +192,7 @@ async def test_the_service_triages_from_the_stream_and_incidents_show_explains(
         except nats.js.errors.NotFoundError:
             pass
     await bus.setup(js, settings.bus, consumer_defs=[streams.consumer("triage")])
-    svc = await start_service(service, settings, bootstrap, finish=finish_handoff)
+    svc = await start_service(create_service(), settings, bootstrap, finish=finish_handoff)
     try:
         now = datetime.now(UTC)
         events = [alert(0, occurred_at=now + timedelta(seconds=i)) for i in range(5)]

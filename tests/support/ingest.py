@@ -22,12 +22,11 @@ from cryptography.x509.oid import NameOID
 
 from schemas import streams, subjects
 from schemas.envelope import Event
-from services.ingest.adapters import Claim
+from services.ingest.ports import Claim
 from services.ingest.providers import sns
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "providers"
-if not FIXTURES.exists():  # the checkout may live elsewhere; fall back to the shared folder's usual place
-    FIXTURES = Path("/work/shared/fixtures/providers")
+# Real provider payloads kept in this repository (tests/fixtures/providers/SOURCES.md says where each comes from).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 
 CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-test.pem"
 TOPIC = "arn:aws:sns:us-west-2:123456789012:MyTopic"

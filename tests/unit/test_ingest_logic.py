@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from pagerpatch.settings import IngestSettings
 from schemas.events import AlertReceived, AlertReceivedPayload
-from services.ingest import logic
+from services.ingest import domain
 from services.ingest.providers import PROVIDERS, Context, Rejection, WebhookRequest, generic
 from services.ingest.providers.common import RAW_LIMIT, clip_raw, event_id_for
 from services.ingest.providers.generic import GenericAlert
@@ -282,7 +282,7 @@ def _config(secrets: dict[str, tuple[bytes, ...]] | None = None, **edge: Any) ->
     ],
 )
 def test_access(provider: str, config: IngestConfig, expected: str) -> None:
-    got = logic.access(PROVIDERS[provider], config)
+    got = domain.access(PROVIDERS[provider], config)
     if isinstance(got, Rejection):
         assert got.status == 401 and expected in got.reason and "open_providers" in got.reason
     else:
@@ -294,7 +294,26 @@ def test_access(provider: str, config: IngestConfig, expected: str) -> None:
     [("application/json", True), ("Application/JSON; charset=utf-8", True), ("text/plain", False), (None, False)],
 )
 def test_content_types(header: str | None, ok: bool) -> None:
-    refusal = logic.content_type_refusal(PROVIDERS["github"], logic.media_type(header))
+    refusal = domain.content_type_refusal(PROVIDERS["github"], domain.media_type(header))
     assert (refusal is None) == ok
     if refusal is not None:
         assert refusal.status == 415 and "application/json" in refusal.reason
+
+
+@pytest.mark.parametrize(
+    ("content_length", "refused"),
+    [(None, False), ("", False), ("1024", False), ("1025", True), ("-1", False), ("1e9", False), (" 2000", False)],
+)
+def test_declared_size(content_length: str | None, refused: bool) -> None:
+    # Only a plain number over the limit is refused unread; anything else is read and counted.
+    refusal = domain.declared_size_refusal(content_length, 1024)
+    assert (refusal is not None) == refused
+    if refusal is not None:
+        assert refusal == Rejection(413, f"body of {content_length} bytes exceeds the limit of 1024")
+    assert domain.oversize(1024) == Rejection(413, "body exceeds the limit of 1024 bytes")
+
+
+def test_exposure_names_opened_and_refused_providers() -> None:
+    config = _config({"github": (b"s",), "generic": (), "slack": (), "sns": ()}, open_providers=["generic", "github"])
+    # github is opened but has a secret (so it is verified anyway); sns is never "missing" (AWS signs it).
+    assert domain.exposure(config) == (["generic"], ["slack"])

@@ -13,9 +13,9 @@ from starlette.testclient import TestClient
 
 from pagerpatch.settings import IngestSettings, Settings
 from services.ingest.app import create_app
-from services.ingest.handlers import IngestDeps
 from services.ingest.providers import PROVIDERS, Context, Delivery, Rejection, WebhookRequest, sns
 from services.ingest.settings import IngestConfig
+from services.ingest.usecase import IngestDeps
 from tests.support.ingest import FIXTURES, MemoryDeliveries, MemoryPublisher, SnsSigner, fixture_json, lambda_to_https
 
 NOW = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)

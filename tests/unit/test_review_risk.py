@@ -1,11 +1,28 @@
-"""Review risk rules: protected paths, the assessment table and the approval threshold (pure)."""
+"""Review risk rules: protected paths, the assessment table, unproven fixes and the approval threshold (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from schemas.events import ApprovalDecidedPayload, RiskAssessment, RiskLevel
-from services.review.logic import FixFacts, RiskPolicy, assess, is_protected, needs_approval, refusal
+from schemas.events import (
+    ApprovalDecidedPayload,
+    DiagnosisReadyPayload,
+    FixValidatedPayload,
+    RiskAssessment,
+    RiskLevel,
+    TestRun,
+)
+from services.review.domain import (
+    UNPROVEN,
+    FixFacts,
+    RiskPolicy,
+    assess,
+    facts_of,
+    is_protected,
+    must_wait,
+    needs_approval,
+    refusal,
+)
 
 PATTERNS = ("deploy/**", "*.sql", "infra/", "Dockerfile", "secrets")
 
@@ -59,9 +76,18 @@ def test_double_star_glob_does_not_protect_sibling_names(path: str) -> None:
 POLICY = RiskPolicy(protected_paths=("deploy/**", "*.sql"), max_diff_lines=400, max_files=10)
 
 
-def facts(files: int | tuple[str, ...] = 1, added: int = 3, removed: int = 2, passed: bool = True) -> FixFacts:
+def facts(
+    files: int | tuple[str, ...] = 1,
+    added: int = 3,
+    removed: int = 2,
+    passed: bool = True,
+    proved: bool = True,
+    removed_tests: int = 0,
+) -> FixFacts:
+    """A proved fix by default: the rules about size and paths are checked on their own."""
     names = files if isinstance(files, tuple) else tuple(f"src/m{i}.py" for i in range(files))
-    return FixFacts(files=names, lines_added=added, lines_removed=removed, tests_passed=passed)
+    return FixFacts(files=names, lines_added=added, lines_removed=removed, tests_passed=passed, proved=proved,
+                    removed_tests=removed_tests)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -182,3 +208,75 @@ def test_only_listed_slack_users_decide_and_the_cli_always_does() -> None:
 def test_slack_decides_nothing_until_approvers_are_configured() -> None:
     reason = refusal(_decision("slack", "U0DANA"), RiskPolicy())
     assert reason is not None and "policy.slack_approvers" in reason and "CLI" in reason
+
+
+# ---------------------------------------------------------------- unproven fixes and removed tests
+
+
+@pytest.mark.parametrize(
+    ("fix", "level", "score", "reasons"),
+    [
+        (facts(proved=False), RiskLevel.MEDIUM, 30, [UNPROVEN]),
+        (facts(proved=False, files=("deploy/a.yaml",)), RiskLevel.HIGH, 50 + 30,
+         ["touches protected path(s): deploy/a.yaml", UNPROVEN]),
+        (facts(proved=False, added=250, removed=0), RiskLevel.MEDIUM, 20 + 30,
+         ["diff of 250 lines is over half the limit", UNPROVEN]),
+        # failing tests are CRITICAL and say so; "the tests pass with and without" would not be true
+        (facts(proved=False, passed=False), RiskLevel.CRITICAL, 100, ["the repository's tests did not pass"]),
+        (facts(proved=True), RiskLevel.LOW, 0, ["small change (5 lines in 1 file(s)), tests passed"]),
+    ],
+)  # fmt: skip
+def test_an_unproven_fix_is_at_least_medium_and_says_why(
+    fix: FixFacts, level: RiskLevel, score: int, reasons: list[str]
+) -> None:
+    risk = assess(fix, POLICY)
+    assert (risk.level, risk.score, risk.reasons) == (level, score, reasons)
+
+
+def test_the_unproven_reason_says_it_plainly() -> None:
+    assert UNPROVEN == "unproven: the tests pass with and without this change, so nothing shows it fixes the failure"
+
+
+@pytest.mark.parametrize(
+    ("fix", "reasons"),
+    [
+        (facts(removed_tests=3), ["small change (5 lines in 1 file(s)), tests passed",
+                                  "the revert removes 3 tests (listed in the pull request)"]),
+        (facts(removed_tests=1, proved=False), [UNPROVEN, "the revert removes 1 test (listed in the pull request)"]),
+    ],
+)  # fmt: skip
+def test_removed_tests_are_named_by_count_without_changing_the_level(fix: FixFacts, reasons: list[str]) -> None:
+    risk = assess(fix, POLICY)
+    assert risk.reasons == reasons
+    assert risk.level == assess(facts(proved=fix.proved), POLICY).level
+    assert risk.score == assess(facts(proved=fix.proved), POLICY).score
+
+
+@pytest.mark.parametrize("threshold", list(RiskLevel))
+def test_an_unproven_fix_always_waits_whatever_the_threshold(threshold: RiskLevel) -> None:
+    policy = RiskPolicy(approval_threshold=threshold)
+    unproven = facts(proved=False)
+    assert must_wait(unproven, assess(unproven, policy), policy) is True
+    proved = facts()
+    assert must_wait(proved, assess(proved, policy), policy) is needs_approval(assess(proved, policy), policy)
+
+
+def _validated(**fields: object) -> FixValidatedPayload:
+    diagnosis = DiagnosisReadyPayload(repo="shop", base_commit="a" * 40, root_cause="KeyError", confidence=0.9)
+    tests = TestRun(command="pytest", passed=True, exit_code=0, duration_s=1.0)
+    return FixValidatedPayload.model_validate({"repo": "shop", "base_commit": "a" * 40, "strategy": "revert-suspect",
+                                               "patch": "", "commit_message": "Revert", "attempts": 1,
+                                               "tests": tests, "diagnosis": diagnosis, **fields})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "proved", "removed"),
+    [
+        ({}, False, 0),  # the event's default: nothing proves it
+        ({"proof": "unproven", "proof_detail": "UNPROVEN: the suite passes both ways"}, False, 0),
+        ({"proof": "proved", "removed_tests": ["tests/test_a.py::test_x", "tests/test_a.py::test_y"]}, True, 2),
+    ],
+)
+def test_facts_of_reads_the_proof_and_the_removed_tests(fields: dict[str, object], proved: bool, removed: int) -> None:
+    got = facts_of(_validated(**fields))
+    assert (got.proved, got.removed_tests) == (proved, removed)

@@ -1,21 +1,32 @@
-"""Pure parts of the sandbox: summary extraction, output truncation, and the factory's refusals."""
+"""Pure parts of the sandbox: summary extraction, output truncation, the factory's refusals, per-test results from
+JUnit XML, and what a repository environment is made from and binds."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from pagerpatch.sandbox import (
+    BaseInterpreter,
     BubblewrapSandbox,
     OutputBuffer,
+    RepoEnvironment,
     SandboxResult,
     SandboxUnavailable,
+    TestReport,
+    TestResults,
     UnsandboxedRunner,
     extract_summary,
+    failure_list,
     make_sandbox,
+    parse_junit,
     truncate_output,
 )
+from pagerpatch.sandbox.environment import dependency_files, environment_key, setup_failure
+from pagerpatch.sandbox.junit import read_junit
+from pagerpatch.sandbox.testrun import pytest_options
 from pagerpatch.settings import SandboxSettings
 
 PYTEST_VERBOSE_FAIL = """\
@@ -166,3 +177,170 @@ def test_bwrap_that_cannot_create_namespaces_is_reported(tmp_path: Path) -> None
     assert "cannot create the sandbox namespaces" in message
     assert "No permissions to create new namespace" in message
     assert "PAGERPATCH_SANDBOX__ALLOW_UNSANDBOXED=true" in message
+
+
+# ---------------------------------------------------------------- per-test results (JUnit XML)
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="6">
+<testcase classname="tests.test_a.TestX" name="test_y" file="tests/test_a.py" line="2"><failure message="x"/></testcase>
+<testcase classname="tests.test_a" name="test_ok" file="tests/test_a.py" line="3"/>
+<testcase classname="tests.test_a" name="test_p[1-2]" file="tests/test_a.py" line="5"><skipped/></testcase>
+<testcase classname="tests.test_a" name="test_ok" file="tests/test_a.py" line="3"><error message="teardown"/></testcase>
+<testcase classname="" name="tests.test_b" file="tests/test_b.py"><error message="collection failure"/></testcase>
+<testcase classname="test_mod.TestZ" name="test_z"/>
+</testsuite></testsuites>"""
+
+
+def test_junit_ids_are_pytest_node_ids_and_the_worst_outcome_wins() -> None:
+    results = parse_junit(JUNIT)
+    assert results is not None
+    assert dict(results.outcomes) == {
+        "tests/test_a.py::TestX::test_y": "failed",
+        "tests/test_a.py::test_ok": "failed",  # passed in the call, errored in teardown
+        "tests/test_a.py::test_p[1-2]": "skipped",
+        "tests/test_b.py": "failed",  # the module did not import
+        "test_mod.TestZ::test_z": "passed",  # no file attribute: classname::name
+    }
+    assert results.failed == ["tests/test_a.py::TestX::test_y", "tests/test_a.py::test_ok", "tests/test_b.py"]
+    assert results.passed == ["test_mod.TestZ::test_z"]
+
+
+@pytest.mark.parametrize("text", ["", "not xml", "<html><body/></html>", "<testsuite><testcase"])
+def test_what_is_not_a_junit_report_gives_no_results(text: str) -> None:
+    assert parse_junit(text) is None
+
+
+def test_a_report_over_the_cap_is_ignored(tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text(JUNIT)
+    assert read_junit(report) is not None
+    assert read_junit(report, limit=100) is None and read_junit(tmp_path / "missing.xml") is None
+
+
+@pytest.mark.parametrize(
+    ("tests", "expected"),
+    [
+        ([], "0 failed"),
+        (["a"], "1 failed: a"),
+        (["a", "b", "c"], "3 failed: a, b, c"),
+        ([f"t{i}" for i in range(32)], "32 failed: t0, t1, t2 (and 29 more)"),
+    ],
+)
+def test_failure_list_names_the_first_tests(tests: list[str], expected: str) -> None:
+    assert failure_list(tests) == expected
+
+
+def test_a_test_report_keeps_the_first_fifty_failing_ids() -> None:
+    results = TestResults({f"t{i}": "failed" for i in range(60)})
+    run = TestReport(SandboxResult("pytest", 1, False, 1.0, "", "bubblewrap"), results)
+    assert run.failed_tests == [f"t{i}" for i in range(50)]
+    assert TestReport(SandboxResult("make test", 1, False, 1.0, "", "bubblewrap")).failed_tests == []
+
+
+def test_pytest_is_asked_for_a_junit_report_outside_the_tree_and_no_cache(tmp_path: Path) -> None:
+    options = pytest_options(tmp_path)
+    assert f"--junitxml={tmp_path}/report.xml" in options
+    assert "-o junit_family=xunit1" in options and "-p no:cacheprovider" in options
+
+
+# ---------------------------------------------------------------- repository environments (pure parts)
+
+INTERPRETER = BaseInterpreter(Path("/opt/python/3.11.7/bin/python3.11"), Path("/opt/python/3.11.7"), "3.11.7")
+ENV = RepoEnvironment("shop", Path("/home/pp/envs/shop/abc"), "abc", INTERPRETER)
+
+
+def key(
+    setup_command: str | None = "pip install -e .",
+    python_version: str = "3.11.7",
+    files: dict[str, str] | None = None,
+    backend: str = "bubblewrap",
+    pytest: str = "9.2.0",
+) -> str:
+    manifests = {"pyproject.toml": "1"} if files is None else files
+    return environment_key(
+        setup_command=setup_command, python_version=python_version, files=manifests, backend=backend, pytest=pytest
+    )
+
+
+def test_the_environment_key_changes_with_what_the_environment_is_made_from() -> None:
+    assert key() == key() and len(key()) == 16
+    different = [
+        key(setup_command="uv sync"),
+        key(python_version="3.12.1"),
+        key(files={"pyproject.toml": "2"}),
+        key(files={"pyproject.toml": "1", "uv.lock": "1"}),
+        key(backend="unsandboxed"),
+    ]
+    assert len({key(), *different}) == 6
+    assert key(pytest="9.3") == key()  # with a set-up, our pytest is not part of it
+    assert key(setup_command=None, pytest="9.3") != key(setup_command=None)
+
+
+def test_dependency_files_are_the_top_level_manifests_and_lock_files(tmp_path: Path) -> None:
+    for name in ("pyproject.toml", "uv.lock", "requirements-dev.txt", "requirements.txt", "README.md"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "setup.py").write_text("nested")
+    assert sorted(dependency_files(tmp_path)) == [
+        "pyproject.toml",
+        "requirements-dev.txt",
+        "requirements.txt",
+        "uv.lock",
+    ]
+
+
+def test_an_environment_puts_its_python_first_and_hides_user_site_and_pythonpath() -> None:
+    variables = ENV.variables()
+    assert variables["PATH"].split(":")[0] == "/home/pp/envs/shop/abc/bin"
+    assert variables["VIRTUAL_ENV"] == "/home/pp/envs/shop/abc" and variables["PYTHONNOUSERSITE"] == "1"
+    assert "PYTHONPATH" not in variables
+
+
+def test_an_environment_is_read_only_to_tests_and_writable_to_its_setup() -> None:
+    run = ENV.mounts(writable=(Path("/tmp/results"),))
+    assert run.read_only == (Path("/opt/python/3.11.7"), ENV.path) and run.writable == (Path("/tmp/results"),)
+    assert (run.network, run.host_python, run.workdir_at) == (False, False, Path("/workspace/shop"))
+    setup = ENV.mounts(network=True, setup=True)
+    assert setup.read_only == (Path("/opt/python/3.11.7"),) and setup.writable == (ENV.path,) and setup.network
+
+
+def test_the_base_interpreter_is_not_pagerpatchs_venv() -> None:
+    current = BaseInterpreter.current()
+    assert current.prefix == Path(sys.base_prefix).resolve()
+    assert not str(current.executable).startswith(sys.prefix) or sys.prefix == sys.base_prefix
+
+
+def test_the_overlay_fills_in_what_a_worktree_lacks_and_never_overwrites(tmp_path: Path) -> None:
+    env = RepoEnvironment("shop", tmp_path / "env", "abc", INTERPRETER)
+    (env.overlay / "src" / "shop").mkdir(parents=True)
+    (env.overlay / "src" / "shop" / "_version.py").write_text("__version__ = '1.0'\n")
+    (env.overlay / "README").write_text("generated")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "README").write_text("tracked")
+    assert env.apply_overlay(tree) == 1
+    assert (tree / "src" / "shop" / "_version.py").read_text() == "__version__ = '1.0'\n"
+    assert (tree / "README").read_text() == "tracked"
+    assert env.apply_overlay(tree) == 0
+
+
+def test_a_failed_setup_says_what_ran_how_it_ended_and_the_tail() -> None:
+    result = SandboxResult("pip install -e .", 1, False, 3.0, "x" * 10_000 + "\nERROR: no matching dist", "bubblewrap")
+    reason = setup_failure("shop", result)
+    assert reason.startswith("the set-up of shop failed (`pip install -e .`, exit 1)")
+    assert reason.endswith("ERROR: no matching dist") and len(reason) < 4500
+
+
+def test_a_bubblewrap_run_with_mounts_binds_only_what_it_is_given(tmp_path: Path) -> None:
+    sandbox = BubblewrapSandbox(bwrap_path="/usr/bin/bwrap")
+    argv = sandbox.argv("python -m pytest", tmp_path, mounts=ENV.mounts(writable=(Path("/tmp/results"),)))
+    pairs = [(argv[i], argv[i + 1], argv[i + 2]) for i in range(len(argv) - 2) if argv[i].endswith("bind")]
+    assert ("--bind", str(tmp_path), "/workspace/shop") in pairs
+    assert ("--ro-bind", "/home/pp/envs/shop/abc", "/home/pp/envs/shop/abc") in pairs
+    assert ("--bind", "/tmp/results", "/tmp/results") in pairs
+    assert all(sys.prefix != host for _, host, _ in pairs) or sys.prefix == sys.base_prefix  # not pagerpatch's venv
+    assert "--unshare-net" in argv and argv[argv.index("--chdir") + 1] == "/workspace/shop"
+    online = sandbox.argv("pip install .", tmp_path, mounts=ENV.mounts(network=True, setup=True))
+    assert "--unshare-net" not in online
+    plain = sandbox.argv("true", tmp_path)
+    assert "--unshare-net" in plain and plain[plain.index("--chdir") + 1] == str(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pagerpatch.traces import symbols
 from pagerpatch.traces.stacktrace import (
     PARSERS,
     Frame,
@@ -437,3 +438,52 @@ def test_mapping_keeps_call_order_and_the_frames() -> None:
 def test_normalize_and_foreign_paths(path: str, normalized: str, foreign: bool) -> None:
     assert normalize_frame_path(path) == normalized
     assert is_foreign_path(path) is foreign
+
+
+# ---------------------------------------------------------------- where functions are defined
+
+FUNCTION_FILES = {
+    "py/app.py": "import x\n\nclass Cart:\n    async def total(self):\n        return checkout(1)\n",
+    "js/app.js": (
+        "export function applyCoupon(c) {}\n"
+        "const quote = async (cart) => cart;\n"
+        "class Api {\n  static checkout(cart) {\n    return quote(cart);\n  }\n}\n"
+    ),
+    "java/com/shop/Pricing.java": (
+        "package com.shop;\npublic class Pricing {\n"
+        "    public Pricing() {}\n"
+        "    private static int unitPrice(Item item) throws IOException {\n"
+        "        return apply(item);\n    }\n}\n"
+    ),
+    "go/cart.go": (
+        "package main\n\nfunc (c *Cart) Total() int {\n\treturn helper(c)\n}\n\nfunc Generic[T any](t T) {}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("file", "function", "exists"),
+    [
+        ("py/app.py", "total", True),
+        ("py/app.py", "Cart", True),
+        ("py/app.py", "Cart.total", True),
+        ("py/app.py", "checkout", False),  # called, never defined
+        ("py/app.py", "<module>", False),
+        ("js/app.js", "applyCoupon", True),
+        ("js/app.js", "quote", True),
+        ("js/app.js", "Function.checkout [as handle]", True),
+        ("js/app.js", "new Api", True),
+        ("js/app.js", "missing", False),
+        ("java/com/shop/Pricing.java", "Pricing.unitPrice", True),
+        ("java/com/shop/Pricing.java", "Pricing.<init>", True),
+        ("java/com/shop/Pricing.java", "Pricing.lambda$unitPrice$0", True),
+        ("java/com/shop/Pricing.java", "Pricing.apply", False),
+        ("go/cart.go", "main.(*Cart).Total", True),
+        ("go/cart.go", "main.(*Cart).Total.func1", True),
+        ("go/cart.go", "main.Generic[...]", True),
+        ("go/cart.go", "main.helper", False),
+        ("no/such/file.py", "total", False),  # no definition in an empty text
+    ],
+)
+def test_defines(file: str, function: str, exists: bool) -> None:
+    assert symbols.defines(FUNCTION_FILES.get(file, ""), file, function) is exists

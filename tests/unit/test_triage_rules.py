@@ -9,7 +9,7 @@ import pytest
 
 from pagerpatch.settings import MaintenanceWindow, ServiceEntry, TriageSettings
 from schemas.events import AlertReceivedPayload, Severity
-from services.triage.logic import (
+from services.triage.domain import (
     AlertFacts,
     Hint,
     LiveIncident,

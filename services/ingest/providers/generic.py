@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.events import AlertReceived, AlertReceivedPayload
+from pagerpatch.kernel.redaction import redact
+from schemas.events import AlertReceived, AlertReceivedPayload, FrameVars
 from services.ingest.providers import common
 from services.ingest.providers.base import Context, Delivery, Provider, Rejection, WebhookRequest
 
 NAME = "generic"
 DELIVERY_HEADERS = ("x-pagerpatch-delivery", "idempotency-key")
+
+
+# Limits on captured frame variables: the schema's counts, and sizes that keep an alert a message, not a core dump.
+MAX_FRAMES = 50  # frames with variables per alert (AlertReceivedPayload.frame_vars)
+MAX_VARS = 50  # variables per frame (FrameVars.vars)
+MAX_NAME = 200  # characters of a variable's name
+MAX_VALUE_CHARS = 2_000  # one variable's JSON: a bigger one is no argument to replay, and is dropped
+MAX_TOTAL_CHARS = 32_000  # all variables' JSON together; the innermost frames are kept first
+_DUNDER = re.compile(r"^__\w+__$")
+
+
+class GenericFrame(BaseModel):
+    """One frame's captured local variables in the generic format (extra keys such as `module` are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    file: Annotated[str, Field(min_length=1, max_length=1000)]
+    function: Annotated[str, Field(min_length=1, max_length=500)]
+    line: Annotated[int, Field(ge=1)] | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
 
 
 class GenericAlert(BaseModel):
@@ -33,6 +58,8 @@ class GenericAlert(BaseModel):
     resource: Annotated[str, Field(max_length=500)] | None = None
     links: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
     occurred_at: AwareDatetime | None = None
+    # Local variables per stack frame, innermost last: lets a fix be proved by calling the failing function again.
+    frame_vars: list[GenericFrame] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- verification
@@ -93,6 +120,72 @@ def apply_mapping(body: dict[str, Any], mapping: dict[str, str]) -> dict[str, An
     return out
 
 
+# ---------------------------------------------------------------- captured frame variables
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    """One frame's variables as a source sent them, already reduced to JSON values (Sentry's reprs undone)."""
+
+    file: str
+    function: str
+    line: int | None
+    vars: Mapping[str, Any]
+
+
+def is_plain(value: Any) -> bool:
+    """Whether a value is plain JSON: null, booleans, finite numbers, strings, and lists/objects of them."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, list):
+        return all(is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and is_plain(item) for key, item in value.items())
+    return False
+
+
+def _kept(name: str, value: Any) -> str | None:
+    """The variable's JSON when it may travel with the alert; None when it is dropped.
+
+    Dropped: interpreter names (`__file__`, `__builtins__`: module globals, never a call's arguments), names too
+    long, values that are not plain JSON or too big to replay, and anything that looks like a credential (the
+    variables are stored with the incident and may become a committed regression test).
+    """
+    if not name or len(name) > MAX_NAME or _DUNDER.match(name) or not is_plain(value):
+        return None
+    dumped = json.dumps({name: value}, ensure_ascii=False, sort_keys=True)
+    if len(dumped) > MAX_VALUE_CHARS or redact(dumped) != dumped:
+        return None
+    return dumped
+
+
+def bounded_frame_vars(frames: Iterable[CapturedFrame]) -> list[FrameVars]:
+    """Captured frames as `frame_vars` (innermost last), within the limits above: frames left without any variable
+    are skipped, and when the budget runs out the outermost frames go first (the failing call is the innermost)."""
+    kept: list[FrameVars] = []
+    budget = MAX_TOTAL_CHARS
+    for frame in reversed(list(frames)):
+        if len(kept) >= MAX_FRAMES:
+            break
+        if not 0 < len(frame.file) <= 1000 or not 0 < len(frame.function) <= 500:  # a clipped name matches nothing
+            continue
+        variables: dict[str, Any] = {}
+        for name, value in frame.vars.items():
+            dumped = _kept(name, value)
+            if dumped is None or len(dumped) > budget:
+                continue
+            variables[name] = value
+            budget -= len(dumped)
+            if len(variables) >= MAX_VARS:
+                break
+        if variables:
+            line = frame.line if frame.line is not None and frame.line >= 1 else None
+            kept.append(FrameVars(file=frame.file, function=frame.function, line=line, vars=variables))
+    return kept[::-1]
+
+
 # ---------------------------------------------------------------- normalization
 
 
@@ -116,6 +209,7 @@ def to_payload(alert: GenericAlert, body: Any, delivery_id: str | None, received
         occurred_at=alert.occurred_at or received_at,
         delivery_id=delivery_id,
         raw=common.clip_raw(body),
+        frame_vars=bounded_frame_vars(CapturedFrame(f.file, f.function, f.line, f.vars) for f in alert.frame_vars),
     )
 
 

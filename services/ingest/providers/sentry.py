@@ -1,16 +1,22 @@
-"""`POST /webhooks/sentry`: integration-platform webhooks; issues, alert-rule events and errors (with their trace)."""
+"""`POST /webhooks/sentry`: integration-platform webhooks; issues, alert-rule events and errors (with their trace
+and each frame's captured local variables)."""
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
+from schemas.events import AlertReceived, FrameVars
 from services.ingest.providers import common
 from services.ingest.providers.base import Context, Delivery, Provider, Rejection, WebhookRequest
 from services.ingest.providers.common import dig, text
+from services.ingest.providers.generic import MAX_VALUE_CHARS, CapturedFrame, bounded_frame_vars
 
 NAME = "sentry"
 MAX_FRAMES = 60
+FILTERED = "[Filtered]"  # what Sentry's data scrubbing leaves in place of a value
+_DROP = object()  # a value that cannot travel as plain JSON
 
 
 def verify(req: WebhookRequest, ctx: Context) -> Rejection | None:
@@ -70,6 +76,95 @@ def render_trace(event: Any) -> str | None:
             lines.append(f"{etype}: {evalue}" if evalue else etype)
         chunks.append("\n".join(lines))
     return "\n\n".join(chunks)
+
+
+# ---------------------------------------------------------------- captured local variables
+
+
+def _from_repr(value: str) -> Any:
+    """A scalar from its Python repr (`'SAVE10'`, `42`, `None`, `True`); `_DROP` for anything else: an object's
+    `<Cart object at 0x…>`, a value cut short by the SDK (`'aaa...`), a container printed as text."""
+    if len(value) > MAX_VALUE_CHARS:
+        return _DROP
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _DROP
+    return parsed if parsed is None or isinstance(parsed, (bool, int, float, str)) else _DROP
+
+
+def _key(key: Any, python: bool) -> str | None:
+    if not isinstance(key, str):
+        return None
+    quoted = len(key) >= 2 and key[0] == key[-1] and key[0] in "'\""
+    if python and quoted:  # older Python SDKs (raven) printed the keys too: `"'event_id'"`
+        parsed = _from_repr(key)
+        return parsed if isinstance(parsed, str) else None
+    return key
+
+
+def _json_value(value: Any, python: bool) -> Any:
+    """A captured variable as the value it held. The Python SDK sends every scalar in `vars` as its repr (so a
+    string and a number look apart in Sentry's UI); other SDKs send JSON as it is. Scrubbed values are dropped."""
+    if isinstance(value, str):
+        if value == FILTERED:
+            return _DROP
+        return _from_repr(value) if python else value
+    if isinstance(value, list):
+        items = [_json_value(item, python) for item in value]
+        return _DROP if any(item is _DROP for item in items) else items
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key, item = _key(k, python), _json_value(v, python)
+            if key is None or item is _DROP:
+                return _DROP
+            out[key] = item
+        return out
+    return value  # null, booleans and numbers, as JSON carried them
+
+
+def frame_vars(event: Any) -> list[FrameVars]:
+    """The raised exception's frames with their captured variables (`vars`), innermost last, as plain values.
+
+    Library frames are left out when the SDK marked any frame as the application's (`in_app`). A variable Sentry
+    annotated in `_meta` (trimmed, truncated or scrubbed) is dropped: it is no longer the value the call had.
+    """
+    values = dig(event, "exception", "values")
+    if not isinstance(values, list):
+        return []
+    python = (text(dig(event, "platform"), 50) or "python").lower() == "python"
+    with_frames = [(i, v) for i, v in enumerate(values) if isinstance(dig(v, "stacktrace", "frames"), list)]
+    if not with_frames:
+        return []
+    index, raised = with_frames[-1]  # chained exceptions: the last is the one that was raised
+    frames = dig(raised, "stacktrace", "frames")
+    app_only = any(isinstance(f, dict) and f.get("in_app") is True for f in frames)
+    captured: list[CapturedFrame] = []
+    for position, f in enumerate(frames):
+        if not isinstance(f, dict) or not isinstance(f.get("vars"), dict) or (app_only and f.get("in_app") is False):
+            continue
+        meta = dig(event, "_meta", "exception", "values", str(index), "stacktrace", "frames", str(position), "vars")
+        variables: dict[str, Any] = {}
+        for name, value in f["vars"].items():
+            key, plain = _key(name, python), _json_value(value, python)
+            if key is None or plain is _DROP or (isinstance(meta, dict) and name in meta):
+                continue
+            variables[key] = plain
+        line = dig(f, "lineno")
+        captured.append(CapturedFrame(
+            file=text(dig(f, "abs_path"), 1000) or text(dig(f, "filename"), 1000) or "",
+            function=text(dig(f, "function"), 500) or "",
+            line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+            vars=variables,
+        ))  # fmt: skip
+    return bounded_frame_vars(captured)
+
+
+def _with_frame_vars(alert: AlertReceived, captured: list[FrameVars]) -> AlertReceived:
+    if not captured:
+        return alert
+    return alert.model_copy(update={"payload": alert.payload.model_copy(update={"frame_vars": captured})})
 
 
 def _project_slug(event: Any) -> str | None:
@@ -150,7 +245,7 @@ def _event(data: Any, resource: str, ctx: Context, delivery: str) -> Delivery:
         occurred_at=common.parse_time(dig(event, "datetime")) or common.parse_time(dig(event, "timestamp")),
         raw=data,
     )
-    return Delivery(delivery_id=delivery, events=(alert,))
+    return Delivery(delivery_id=delivery, events=(_with_frame_vars(alert, frame_vars(event)),))
 
 
 def _metric_alert(data: Any, action: str, ctx: Context, delivery: str) -> Delivery:

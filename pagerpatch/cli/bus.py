@@ -1,0 +1,109 @@
+"""Plumbing commands: `bus setup`, `db migrate`, `events tail` and `dlq list`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pagerpatch.cli.app import console, current_settings, running_endpoints, with_db
+from pagerpatch.kernel import deadletter, store
+
+bus_app = typer.Typer(help="The event bus.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+events_app = typer.Typer(help="Events on the stream.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters.", no_args_is_help=True)
+
+
+@bus_app.command("setup")
+def bus_setup() -> None:
+    """Create or update the streams and every durable consumer to match the definitions."""
+    from pagerpatch.kernel import bus  # FastStream: loaded by the commands that use the bus, not by every command
+
+    settings = current_settings()
+    ep = running_endpoints(settings)
+    report = asyncio.run(bus.setup_url(ep.nats_url, settings.bus))
+    for name, what in {**report.streams, **report.consumers}.items():
+        console.print(f"{what:>8}  {name}")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending SQL migrations, in order."""
+    settings = current_settings()
+    ep = running_endpoints(settings)
+    applied = asyncio.run(store.migrate(ep.database_url))
+    console.print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+@events_app.command("tail")
+def events_tail(
+    subject: Annotated[str, typer.Option(help="Subject filter, e.g. pagerpatch.incident.>")] = "pagerpatch.>",
+    all_: Annotated[bool, typer.Option("--all", help="Start from the beginning of the stream.")] = False,
+    count: Annotated[int, typer.Option(help="Stop after this many events (0: follow forever).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each event as one JSON line.")] = False,
+) -> None:
+    """Live view of the event stream."""
+    settings = current_settings()
+    ep = running_endpoints(settings)
+    asyncio.run(_tail(ep.nats_url, subject, all_, count, as_json))
+
+
+async def _tail(url: str, subject: str, from_start: bool, count: int, as_json: bool) -> None:
+    from nats.js.api import DeliverPolicy
+
+    from pagerpatch.kernel import bus
+    from schemas import streams
+
+    nc = await bus.connect(url, "pagerpatch-cli-tail")
+    js = nc.jetstream()
+    policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+    sub = await js.subscribe(subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, deliver_policy=policy)
+    seen = 0
+    try:
+        while count == 0 or seen < count:
+            try:
+                msg = await sub.next_msg(timeout=3600)
+            except TimeoutError:
+                continue
+            seen += 1
+            if as_json:
+                console.print(msg.data.decode(errors="replace"), soft_wrap=True)
+                continue
+            try:
+                data = json.loads(msg.data)
+                summary = event_summary(data)
+                inc = (data.get("incident_id") or "-")[:8]
+                console.print(
+                    f"{data.get('occurred_at', '')[:23]}  {data.get('type', msg.subject):<20} {inc}  {summary}"
+                )
+            except ValueError:
+                console.print(f"{msg.subject}: {msg.data[:200]!r}")
+    finally:
+        await nc.drain()
+
+
+def event_summary(data: dict[str, Any]) -> str:
+    """The one field of an event's payload that says what happened, first line, clipped for a terminal row."""
+    p = data.get("payload") or {}
+    for key in ("title", "root_cause", "reason", "branch", "summary", "text", "decision"):
+        if p.get(key):
+            return str(p[key]).splitlines()[0][:100]
+    return ""
+
+
+@dlq_app.command("list")
+def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50) -> None:
+    """Dead letters: poison input and messages that exhausted max_deliver, with the reason."""
+    rows = with_db(current_settings(), lambda conn: deadletter.list_dead_letters(conn, limit))
+    if not rows:
+        console.print("no dead letters")
+        return
+    table = Table("id", "when", "consumer", "seq", "kind", "event", "reason")
+    for r in rows:
+        table.add_row(str(r.id), str(r.recorded_at)[:19], r.consumer, str(r.stream_seq), r.kind,
+                      str(r.event_id or "-")[:8], r.reason)  # fmt: skip
+    console.print(table)

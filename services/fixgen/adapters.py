@@ -1,0 +1,100 @@
+"""The real I/O behind fixgen's ports: git worktrees from the cached clones, and the repository's environment in
+the configured sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from pagerpatch.git import workspace
+from pagerpatch.git.worktrees import Workspaces
+from pagerpatch.sandbox import (
+    Environments,
+    RepoEnvironment,
+    Sandbox,
+    SandboxResult,
+    SandboxUnavailable,
+    TestReport,
+    make_sandbox,
+    run_python,
+    run_test_command,
+)
+from pagerpatch.settings import RepoConfig, SandboxSettings
+
+WORKTREE_PURPOSE = "fix-revert"  # the worktree's folder under the incident's; a retry replaces it
+BASE_PURPOSE = "fix-base"  # the base commit as it is: the baseline run and the reproduction there
+
+
+class WorktreeReverter:
+    """Reverts in per-incident worktrees of the cached clones; git's blocking calls run in a worker thread."""
+
+    def __init__(self, workspaces: Workspaces, identity: workspace.GitIdentity | None = None) -> None:
+        self.workspaces = workspaces
+        self.identity = identity or workspace.GitIdentity()
+
+    async def refresh(self, repo: RepoConfig) -> None:
+        await asyncio.to_thread(self.workspaces.cached_clone, repo)
+
+    async def checkout(self, repo: RepoConfig, incident_id: str, base_commit: str) -> Path:
+        return await asyncio.to_thread(self.workspaces.worktree, repo, incident_id, base_commit, BASE_PURPOSE)
+
+    async def prepare(
+        self, repo: RepoConfig, incident_id: str, base_commit: str, suspect_sha: str
+    ) -> tuple[Path, workspace.RevertResult]:
+        return await asyncio.to_thread(self._prepare, repo, incident_id, base_commit, suspect_sha)
+
+    def _prepare(
+        self, repo: RepoConfig, incident_id: str, base_commit: str, suspect_sha: str
+    ) -> tuple[Path, workspace.RevertResult]:
+        path = self.workspaces.worktree(repo, incident_id, base_commit, WORKTREE_PURPOSE)
+        return path, workspace.revert(path, suspect_sha, self.identity)
+
+    async def diff(self, worktree: Path, base_commit: str) -> str:
+        return await asyncio.to_thread(workspace.diff, worktree, base_commit, "HEAD")
+
+    async def read_files(self, worktree: Path, rev: str, paths: Sequence[str]) -> dict[str, str | None]:
+        return await asyncio.to_thread(self._read_files, worktree, rev, paths)
+
+    def _read_files(self, worktree: Path, rev: str, paths: Sequence[str]) -> dict[str, str | None]:
+        present = workspace.list_files(worktree, rev)
+        return {path: workspace.read_file(worktree, path, rev) if path in present else None for path in paths}
+
+    async def commit_file(self, worktree: Path, path: str, text: str, message: str) -> None:
+        await asyncio.to_thread(self._commit_file, worktree, path, text, message)
+
+    def _commit_file(self, worktree: Path, path: str, text: str, message: str) -> None:
+        target = worktree / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        workspace.git(worktree, "add", "--", path)
+        workspace.git(worktree, *self.identity.config_args(), "commit", "--quiet", "--no-verify", "-m", message)
+
+    async def remove(self, worktree: Path) -> None:
+        await asyncio.to_thread(self.workspaces.remove_worktree, worktree)
+
+
+class SandboxTestRunner:
+    """The repository's environment and test command in the configured sandbox (bubblewrap, or unsandboxed)."""
+
+    def __init__(self, sandbox: Sandbox, environments: Environments) -> None:
+        self.sandbox = sandbox
+        self.environments = environments
+
+    async def environment(self, repo: RepoConfig, tree: Path) -> RepoEnvironment:
+        return await self.environments.ensure(repo, tree)
+
+    async def run_tests(self, env: RepoEnvironment, command: str, tree: Path, *, timeout_s: float) -> TestReport:
+        return await run_test_command(self.sandbox, env, command, tree, timeout_s=timeout_s)
+
+    async def run_python(self, env: RepoEnvironment, script: str, tree: Path, *, timeout_s: float) -> SandboxResult:
+        return await run_python(self.sandbox, env, script, tree, timeout_s=timeout_s)
+
+
+def make_test_runner(settings: SandboxSettings, envs_root: Path) -> tuple[SandboxTestRunner | None, str | None]:
+    """The runner the settings ask for, or None and why not (fixgen then reports each fix as failed, with the fix)."""
+    try:
+        sandbox = make_sandbox(settings)
+    except SandboxUnavailable as exc:
+        return None, str(exc)
+    return SandboxTestRunner(sandbox, Environments(envs_root, sandbox)), None

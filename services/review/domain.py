@@ -1,0 +1,193 @@
+"""Review's pure rules: the risk of a fix (diff size, files touched, protected paths, tests, whether anything proves
+it), who may decide an approval, and what the audit log says about each decision. Plain values in, plain values out."""
+
+from __future__ import annotations
+
+import fnmatch
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from schemas.events import ApprovalDecidedPayload, FixValidatedPayload, RiskAssessment, RiskLevel
+
+LEVELS = [RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.CRITICAL]
+UNPROVEN = "unproven: the tests pass with and without this change, so nothing shows it fixes the failure"
+
+
+@dataclass(frozen=True)
+class RiskPolicy:
+    protected_paths: tuple[str, ...] = ()
+    max_diff_lines: int = 400
+    max_files: int = 10
+    approval_threshold: RiskLevel = RiskLevel.HIGH
+    slack_approvers: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class FixFacts:
+    """What the risk rules look at. `proved`: a check failing at the base commit passes with the fix; a fix that
+    is not proved fixes nothing anyone has shown, so it is never let through by policy."""
+
+    files: tuple[str, ...]
+    lines_added: int
+    lines_removed: int
+    tests_passed: bool
+    proved: bool = False
+    removed_tests: int = 0
+
+
+ApprovalStatus = Literal["pending", "approved", "rejected"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One fix waiting at (or past) the gate; `risk` and `fix` are the JSON documents stored when it was asked."""
+
+    incident_id: uuid.UUID
+    status: ApprovalStatus
+    risk: dict[str, Any]
+    fix: dict[str, Any]
+    decided_by: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line for the append-only audit log."""
+
+    actor: str
+    action: str
+    incident_id: uuid.UUID
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def facts_of(fix: FixValidatedPayload) -> FixFacts:
+    """The facts the risk rules look at, taken from a validated fix."""
+    return FixFacts(
+        files=tuple(fix.files_changed),
+        lines_added=fix.lines_added,
+        lines_removed=fix.lines_removed,
+        tests_passed=fix.tests.passed,
+        proved=fix.proof == "proved",
+        removed_tests=len(fix.removed_tests),
+    )
+
+
+def is_protected(path: str, patterns: tuple[str, ...]) -> bool:
+    """A path is protected when it matches a glob (`deploy/**`, `*.sql`) or sits under a listed folder."""
+    for pattern in patterns:
+        p = pattern.rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or path == p or path.startswith(p + "/"):
+            return True
+        if pattern.endswith("/**") and path.startswith(pattern[:-2]):
+            return True
+    return False
+
+
+def assess(facts: FixFacts, policy: RiskPolicy) -> RiskAssessment:
+    """Score the change; the level is the highest any single rule reached."""
+    reasons: list[str] = []
+    level = RiskLevel.LOW
+    score = 0
+    size = facts.lines_added + facts.lines_removed
+
+    def bump(to: RiskLevel, points: int, why: str) -> None:
+        nonlocal level, score
+        score += points
+        reasons.append(why)
+        if LEVELS.index(to) > LEVELS.index(level):
+            level = to
+
+    if not facts.tests_passed:
+        bump(RiskLevel.CRITICAL, 100, "the repository's tests did not pass")
+    if not facts.files:
+        bump(RiskLevel.CRITICAL, 100, "the patch changes no file")
+    protected = [f for f in facts.files if is_protected(f, policy.protected_paths)]
+    if protected:
+        bump(RiskLevel.HIGH, 50, f"touches protected path(s): {', '.join(protected[:5])}")
+    if size > policy.max_diff_lines:
+        bump(RiskLevel.HIGH, 40, f"diff of {size} lines exceeds the limit of {policy.max_diff_lines}")
+    elif size > policy.max_diff_lines // 2:
+        bump(RiskLevel.MEDIUM, 20, f"diff of {size} lines is over half the limit")
+    if len(facts.files) > policy.max_files:
+        bump(RiskLevel.HIGH, 40, f"{len(facts.files)} files changed (limit {policy.max_files})")
+    elif len(facts.files) > max(1, policy.max_files // 2):
+        bump(RiskLevel.MEDIUM, 15, f"{len(facts.files)} files changed")
+    if not facts.proved and facts.tests_passed:  # failing tests are CRITICAL already, and say so
+        bump(RiskLevel.MEDIUM, 30, UNPROVEN)
+    if not reasons:
+        reasons.append(f"small change ({size} lines in {len(facts.files)} file(s)), tests passed")
+    if facts.removed_tests:
+        # Said, not scored: a revert taking its own commit's tests with it is expected; the approver should see it.
+        reasons.append(f"the revert removes {_tests(facts.removed_tests)} (listed in the pull request)")
+    return RiskAssessment(level=level, score=score, reasons=reasons)
+
+
+def _tests(n: int) -> str:
+    return f"{n} test" if n == 1 else f"{n} tests"
+
+
+def needs_approval(risk: RiskAssessment, policy: RiskPolicy) -> bool:
+    """Whether the risk level reaches the policy's approval threshold."""
+    return LEVELS.index(risk.level) >= LEVELS.index(policy.approval_threshold)
+
+
+def must_wait(facts: FixFacts, risk: RiskAssessment, policy: RiskPolicy) -> bool:
+    """Whether the fix waits at the approval gate: an unproven fix always does, whatever the threshold says."""
+    return not facts.proved or needs_approval(risk, policy)
+
+
+def refusal(decision: ApprovalDecidedPayload, policy: RiskPolicy) -> str | None:
+    """Why a decision may not count (None: it counts).
+
+    The CLI and API are operator tools (whoever runs them already holds the database); a Slack button can be
+    clicked by anyone in the workspace, so only the Slack user ids in `policy.slack_approvers` decide there.
+    """
+    if decision.channel != "slack":
+        return None
+    if not policy.slack_approvers:
+        return "no Slack approvers are configured (policy.slack_approvers): approve or reject with the CLI"
+    if decision.decided_by_id not in policy.slack_approvers:
+        who = decision.decided_by_id or "an unidentified user"
+        return f"Slack user {who} ({decision.decided_by}) is not in policy.slack_approvers"
+    return None
+
+
+def approval_summary(fix: FixValidatedPayload) -> str:
+    """The one line an approver reads first: the commit's subject and the tests' summary."""
+    return f"{fix.commit_message.splitlines()[0]} — {fix.tests.summary}"
+
+
+def status_after(decision: Literal["approve", "reject"]) -> ApprovalStatus:
+    """The status a pending approval takes when this decision counts."""
+    return "approved" if decision == "approve" else "rejected"
+
+
+def refused_entry(incident_id: uuid.UUID, decision: ApprovalDecidedPayload, why: str) -> AuditEntry:
+    """A decision that did not count (see `refusal`): recorded so a stray Slack click is visible afterwards."""
+    return AuditEntry(
+        actor=decision.decided_by,
+        action=f"approval.{decision.decision}.refused",
+        incident_id=incident_id,
+        details={"reason": why, "channel": decision.channel, "account": decision.decided_by_id},
+    )
+
+
+def ignored_entry(incident_id: uuid.UUID, decision: ApprovalDecidedPayload, approval: Approval) -> AuditEntry:
+    """A decision that came after another one had already settled the approval (first decision wins)."""
+    return AuditEntry(
+        actor=decision.decided_by,
+        action=f"approval.{decision.decision}.ignored",
+        incident_id=incident_id,
+        details={"already": approval.status},
+    )
+
+
+def decided_entry(incident_id: uuid.UUID, decision: ApprovalDecidedPayload) -> AuditEntry:
+    """The decision that settled the approval; written in the same transaction as the new status."""
+    return AuditEntry(
+        actor=decision.decided_by,
+        action=f"approval.{decision.decision}",
+        incident_id=incident_id,
+        details={"reason": decision.reason, "channel": decision.channel},
+    )
