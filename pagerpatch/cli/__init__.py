@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from pagerpatch.cli import bus, config, incidents, plugins, repos, stack
+from pagerpatch.cli import bus, config, eval_fixes, incidents, plugins, repos, stack
 from pagerpatch.cli.app import app
 
 __all__ = ["app", "main"]
@@ -26,6 +26,7 @@ app.add_typer(bus.dlq_app, name="dlq")
 app.add_typer(incidents.incidents_app, name="incidents")
 app.add_typer(config.config_app, name="config")
 plugins.add_plugin_groups(app, report=lambda problem: print(f"pagerpatch: {problem}", file=sys.stderr))
+eval_fixes.register(app)  # `eval fixes`, into the `eval` group a plugin may have added
 
 
 def main() -> None:

@@ -1,0 +1,74 @@
+"""`pagerpatch eval fixes`: does the pipeline find the commit that broke a repository, and are its fixes real?
+
+Added to the `eval` command group (the triage stage's plugin when installed, else a group of its own) by
+`register`, so the CLI never imports a service. The work is in pagerpatch/ops/fixes_eval/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from pagerpatch.cli.app import console, current_settings, err
+
+__all__ = ["MIN_SUSPECT_ACCURACY", "fixes", "register"]
+
+# The floor `eval fixes` exits 1 below: every scenario's suspect was right when the floor was set (docs: README).
+MIN_SUSPECT_ACCURACY = 1.0
+EVAL_HELP = "Evaluations on labelled datasets."
+
+
+def fixes(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="A scenario to run, by name or letter (repeatable; default: all of them)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON document.")] = False,
+    min_suspect_accuracy: Annotated[
+        float, typer.Option(help="Exit 1 when the suspect accuracy is below this.", min=0.0, max=1.0)
+    ] = MIN_SUSPECT_ACCURACY,
+    timeout: Annotated[float, typer.Option(help="Seconds each scenario may take in the pipeline.", min=1.0)] = 180.0,
+) -> None:
+    """Run small repositories with known bugs through an embedded pipeline; judge suspects, proofs and PRs.
+
+    Exit 1 below --min-suspect-accuracy, or when any unproven or cosmetic change was approved as LOW risk.
+    """
+    # Imported here, not at module import: the CLI loads this module on every command and must stay light.
+    from pagerpatch.ops.fixes_eval import catalog, report, runner
+    from pagerpatch.ops.fixes_eval.history import BuildError
+
+    try:
+        chosen = catalog.select(scenario or [])
+    except catalog.UnknownScenario as exc:
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    settings = current_settings()
+    progress = sys.stderr if as_json else sys.stdout  # with --json, stdout carries the document alone
+
+    def say(text: str) -> None:
+        print(text, file=progress, flush=True)
+
+    try:
+        result = asyncio.run(runner.run_fixes_eval(settings, chosen, timeout_s=timeout, say=say))
+    except (runner.EvalError, BuildError) as exc:
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(report.to_json(result, min_suspect_accuracy), indent=2), flush=True)
+    else:
+        for line in [*report.table_lines(result), "", *report.summary_lines(result, min_suspect_accuracy)]:
+            console.print(line, soft_wrap=True, markup=False)
+    raise typer.Exit(1 if report.failures(result, min_suspect_accuracy) else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `fixes` to `app`'s `eval` group (a plugin's, when one was added), creating the group when there is none."""
+    group = next((g.typer_instance for g in app.registered_groups if g.name == "eval" and g.typer_instance), None)
+    if group is None:
+        group = typer.Typer(help=EVAL_HELP, no_args_is_help=True)
+        app.add_typer(group, name="eval")
+    group.command("fixes")(fixes)

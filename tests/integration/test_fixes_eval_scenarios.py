@@ -1,0 +1,124 @@
+"""The `eval fixes` scenarios are what they claim, on real git and the base interpreter: each bug raises a real
+traceback at HEAD, its oracle fails there and passes at the bug's parent, the commits called cosmetic change no
+behaviour (by the evaluation's own check), and the bug's revert applies -- except where it must conflict.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pagerpatch.git.workspace import git
+from pagerpatch.ops.demo_repo import DEPLOY_PREFIX
+from pagerpatch.ops.fixes_eval.catalog import SCENARIOS
+from pagerpatch.ops.fixes_eval.history import BuildError, BuiltScenario, Edit, Scenario, Step, build
+from pagerpatch.ops.fixes_eval.oracle import check_fix, oracle_at
+from pagerpatch.ops.fixes_eval.outcome import cosmetic_reason
+from pagerpatch.sandbox.environment import BaseInterpreter
+from pagerpatch.traces.stacktrace import parse_trace
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuiltScenario]:
+    root = tmp_path_factory.mktemp("scenarios")
+    return {s.name: build(s, root / s.name) for s in SCENARIOS}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_the_bug_raises_a_real_trace_through_the_repository(
+    scenario: Scenario, built: dict[str, BuiltScenario]
+) -> None:
+    b = built[scenario.name]
+    trace = parse_trace(b.capture.traceback)
+    assert trace is not None and trace.language == "python"
+    assert any(f.file and f.file.startswith(DEPLOY_PREFIX) for f in trace.frames)
+    assert str(b.path) not in b.capture.traceback  # production paths, not the checkout's
+    alert = b.alert("run1")
+    assert alert["commit"] == b.head and alert["fingerprint"].endswith("run1")
+    assert ("frame_vars" in alert) == scenario.frame_vars
+    if scenario.frame_vars:
+        innermost = alert["frame_vars"][-1]
+        assert innermost["file"].startswith(DEPLOY_PREFIX) and innermost["vars"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_the_oracle_fails_at_head_and_passes_before_the_bug(
+    scenario: Scenario, built: dict[str, BuiltScenario], tmp_path: Path
+) -> None:
+    b = built[scenario.name]
+    parent = git(b.path, "rev-parse", f"{b.bug_sha}^").strip()
+    at_head, before = oracle_at(b, b.head, tmp_path), oracle_at(b, parent, tmp_path)
+    assert not at_head.passed, at_head.detail
+    assert before.passed, before.detail
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_the_commits_called_cosmetic_change_no_behaviour(scenario: Scenario, built: dict[str, BuiltScenario]) -> None:
+    b = built[scenario.name]
+    for key in scenario.cosmetic:
+        sha = b.shas[key]
+        names = git(b.path, "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", sha).split()
+        changes = {n: (_show(b.path, f"{sha}^", n), _show(b.path, sha, n)) for n in names}
+        assert cosmetic_reason(changes) is not None, f"{key} changes behaviour: {names}"
+    bug = git(b.path, "diff-tree", "--no-commit-id", "--name-only", "-r", b.bug_sha).split()
+    assert cosmetic_reason({n: (_show(b.path, f"{b.bug_sha}^", n), _show(b.path, b.bug_sha, n)) for n in bug}) is None
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_reverting_the_bug_applies_unless_the_scenario_is_a_conflict(
+    scenario: Scenario, built: dict[str, BuiltScenario], tmp_path: Path
+) -> None:
+    b = built[scenario.name]
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(b.path), str(clone))
+    ident = ["-c", "user.name=Eval", "-c", "user.email=eval@example.com"]
+    done = subprocess.run(["git", *ident, "revert", "--no-edit", b.bug_sha], cwd=clone, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    if scenario.name == "conflict":
+        assert done.returncode != 0 and "conflict" in (done.stdout + done.stderr).lower()
+        return
+    assert done.returncode == 0, done.stderr
+    check = check_fix(b, git(clone, "diff", "HEAD~1", "HEAD"), tmp_path / "scratch")
+    assert check.applies and check.fixes and check.cosmetic is None, check
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.setup_command], ids=lambda s: s.name)
+def test_the_set_up_generates_what_the_scenario_says_in_a_fresh_environment(
+    scenario: Scenario, built: dict[str, BuiltScenario], tmp_path: Path
+) -> None:
+    clone, venv = tmp_path / "clone", tmp_path / "venv"
+    git(tmp_path, "clone", "--quiet", str(built[scenario.name].path), str(clone))
+    subprocess.run([str(BaseInterpreter.current().executable), "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "VIRTUAL_ENV": str(venv), "HOME": str(tmp_path)}
+    assert scenario.setup_command is not None
+    done = subprocess.run(scenario.setup_command, shell=True, cwd=clone, env=env, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for rel, content in scenario.generated.items():
+        assert (clone / rel).read_text() == content
+    # From outside the tree, the environment alone makes the package importable: the trigger reaches the bug.
+    run = subprocess.run(["python", "-c", scenario.trigger], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.stderr.strip().splitlines()[-1].startswith(built[scenario.name].capture.exception_type), run.stderr
+
+
+def test_an_edit_that_does_not_match_fails_the_build(tmp_path: Path) -> None:
+    broken = Scenario(
+        name="broken", letter="z", title="", expected="proved", oracle="", trigger="raise ValueError()\n",
+        steps=(Step("bug", "x\n", SCENARIOS[0].steps[0].author, "2024-01-01T00:00:00+00:00", {"a.py": "x = 1\n"},
+                    edits=(Edit("a.py", "y = 2", "y = 3"),)),),
+    )  # fmt: skip
+    with pytest.raises(BuildError, match="expected exactly one"):
+        build(broken, tmp_path / "broken")
+
+
+def _show(repo: Path, rev: str, name: str) -> str | None:
+    done = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=repo, capture_output=True, text=True, check=False)
+    return done.stdout if done.returncode == 0 else None
