@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,38 +19,38 @@ import pytest
 
 from pagerpatch.kernel import store
 from pagerpatch.ops.embedded import EmbeddedNats, EmbeddedPostgres
+from pagerpatch.ops.embedded_proc import Lifecycle
 from tests.support.fake_anthropic import fake_anthropic  # noqa: F401  (fixture: fake Messages API server)
+
+
+def _session_server(variable: str, embedded: Callable[[], Lifecycle]) -> Iterator[str]:
+    """The URL in `variable` when it is set (servers you run), else that of `embedded()`, started for the session."""
+    external = os.environ.get(variable)
+    if external:
+        yield external
+        return
+    server = embedded()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a NATS server with JetStream: `NATS_URL`, or an embedded one for the session."""
-    external = os.environ.get("NATS_URL")
-    if external:
-        yield external
-        return
-    server = EmbeddedNats(tmp_path_factory.mktemp("nats-state"))
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    yield from _session_server("NATS_URL", lambda: EmbeddedNats(tmp_path_factory.mktemp("nats-state")))
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """URL of a Postgres database: `DATABASE_URL`, or the `pagerpatch` db of an embedded server."""
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        yield external
-        return
     # Not under pytest's tmp root: a second pytest session resets that to 0700 and the server (which runs
     # as an unprivileged user when we are root) would lose access to its own data directory mid-run.
     state = Path(tempfile.mkdtemp(prefix="pagerpatch-test-pg-"))
-    server = EmbeddedPostgres(state)
     try:
-        yield server.start()
+        yield from _session_server("DATABASE_URL", lambda: EmbeddedPostgres(state))
     finally:
-        server.stop()
         shutil.rmtree(state, ignore_errors=True)
 
 

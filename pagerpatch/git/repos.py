@@ -6,6 +6,7 @@ Config wins on a name clash, so what an operator wrote is never silently overrid
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -84,3 +85,20 @@ class RepoRegistry:
 
     async def for_service(self, service: str) -> RepoConfig | None:
         return await for_service(self.settings, self.conn, service)
+
+
+@dataclass
+class MemoryRepos:
+    """The registry as a dict, for the stages' unit tests and evals: an unknown name is Poison, as in `require`."""
+
+    repos: dict[str, RepoConfig] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, *repos: RepoConfig) -> MemoryRepos:
+        return cls({repo.name: repo for repo in repos})
+
+    async def require(self, name: str) -> RepoConfig:
+        found = self.repos.get(name)
+        if found is None:
+            raise Poison(f"repository {name!r} is not registered (config or `pagerpatch repos add`)")
+        return found

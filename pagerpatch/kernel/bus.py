@@ -88,6 +88,29 @@ async def publish_raw(
     return bool(ack.duplicate)
 
 
+def forget_unsent(broker: NatsBroker, msg_id: str) -> int:
+    """Drop publishes of `msg_id` still waiting in the client's outgoing buffer; returns how many were dropped.
+
+    nats-py keeps what it could not yet write (the server went away) and writes it after reconnecting. A publish
+    whose caller was told it failed (ingest answered 503: "not on the stream") must not reach the stream later.
+    This reads nats-py 2.x's private buffer (`_pending`); with a client that has none it drops nothing.
+    """
+    try:
+        nc = broker.config.connection_state.connection
+    except Exception:  # not connected (stopped broker): nothing buffered; never turn the caller's 503 into a 500
+        return 0
+    pending = getattr(nc, "_pending", None)
+    if not isinstance(pending, list) or not pending:
+        return 0
+    marker = f"Nats-Msg-Id: {msg_id}\r\n".encode()
+    kept = [cmd for cmd in pending if marker not in cmd]
+    dropped = len(pending) - len(kept)
+    if dropped:
+        nc._pending = kept  # swapped whole: the flusher takes the list as one piece
+        nc._pending_data_size = sum(len(cmd) for cmd in kept)
+    return dropped
+
+
 def effective_consumers(settings: BusSettings, defs: Iterable[ConsumerDef] = streams.CONSUMERS) -> list[ConsumerDef]:
     """Consumer definitions with the operator's overrides (`bus.consumers`, "*" for all) applied."""
     out = []

@@ -43,6 +43,12 @@ def _outputs(rows: Sequence[dict[str, Any]]) -> tuple[StoredOutput, ...]:
     )
 
 
+def _checkpoint(row: Any) -> Checkpoint:
+    return Checkpoint(
+        status=row["status"], attempts=row["attempts"], outputs=_outputs(row["outputs"]), last_error=row["last_error"]
+    )
+
+
 def _stored(outputs: Sequence[Event[Any]]) -> list[dict[str, str]]:
     """Outputs as the checkpoint row keeps them (what a redelivery re-publishes)."""
     return [{"event_id": str(o.event_id), "subject": o.subject, "data": encode(o).decode()} for o in outputs]
@@ -75,29 +81,37 @@ class Checkpoints:
             event.incident_id,
         )
         assert row is not None
-        return Checkpoint(
-            status=row["status"],
-            attempts=row["attempts"],
-            outputs=_outputs(row["outputs"]),
-            last_error=row["last_error"],
-        )
+        return _checkpoint(row)
 
     async def finish(
         self, event: Event[Any], outputs: Sequence[Event[Any]], conn: asyncpg.Connection | None = None
     ) -> tuple[StoredOutput, ...]:
-        """Store the outputs of finished work; they are what a redelivery re-publishes."""
-        stored = _stored(outputs)
-        await (conn or self.pool).execute(_FINISH, event.event_id, self.stage, stored)
-        return _outputs(stored)
+        """Store the outputs of finished work; they are what a redelivery re-publishes.
 
-    async def finish_with(self, event: Event[Any], outputs: Sequence[Event[Any]], then: str, *args: Any) -> tuple[
-        StoredOutput, ...
-    ]:
+        Returns the outputs the checkpoint holds: a racing delivery that finished first keeps its own outputs,
+        and those (not this run's) are the ones to publish, so the stream never gets two different answers.
+        """
+        db = conn or self.pool
+        stored = _stored(outputs)
+        changed = await db.fetchval(_FINISH + " RETURNING 1", event.event_id, self.stage, stored)
+        return _outputs(stored) if changed else await self._kept_outputs(db, event)
+
+    async def finish_with(
+        self, event: Event[Any], outputs: Sequence[Event[Any]], then: str, *args: Any
+    ) -> tuple[StoredOutput, ...]:
         """`finish` plus one more data-modifying statement `then` (its parameters numbered from $4), as one
         statement: atomic without a transaction's extra round trips."""
         stored = _stored(outputs)
-        await self.pool.execute(f"WITH done AS ({_FINISH}) {then}", event.event_id, self.stage, stored, *args)
-        return _outputs(stored)
+        sql = f"WITH done AS ({_FINISH} RETURNING 1), also AS ({then}) SELECT count(*) FROM done"
+        changed = await self.pool.fetchval(sql, event.event_id, self.stage, stored, *args)
+        return _outputs(stored) if changed else await self._kept_outputs(self.pool, event)
+
+    async def _kept_outputs(self, db: asyncpg.Pool | asyncpg.Connection, event: Event[Any]) -> tuple[StoredOutput, ...]:
+        """The outputs another delivery already stored (read in a statement of its own: a fresh snapshot)."""
+        rows = await db.fetchval(
+            "SELECT outputs FROM checkpoints WHERE event_id = $1 AND stage = $2", event.event_id, self.stage
+        )
+        return _outputs(rows or [])
 
     async def failed(self, event_id: uuid.UUID, error: str) -> None:
         await self.pool.execute(
@@ -115,6 +129,15 @@ class Checkpoints:
             self.stage,
             reason[:4000],
         )
+
+    async def get(self, event_id: uuid.UUID) -> Checkpoint | None:
+        """What is known of `event_id` at this stage (None when no delivery reached `begin`)."""
+        row = await self.pool.fetchrow(
+            "SELECT status, attempts, outputs, last_error FROM checkpoints WHERE event_id = $1 AND stage = $2",
+            event_id,
+            self.stage,
+        )
+        return None if row is None else _checkpoint(row)
 
     async def last_error(self, event_id: uuid.UUID) -> str | None:
         value: str | None = await self.pool.fetchval(

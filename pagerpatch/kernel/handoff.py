@@ -19,9 +19,9 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from pagerpatch.kernel import bus, deadletter, failpoints
+from pagerpatch.kernel import bus, deadletter, failpoints, outage
 from pagerpatch.kernel.breakers import Breakers
-from pagerpatch.kernel.checkpoints import Checkpoints, StoredOutput
+from pagerpatch.kernel.checkpoints import Checkpoint, Checkpoints, StoredOutput
 from pagerpatch.kernel.errors import Poison, Transient
 from pagerpatch.settings import Settings
 from schemas import subjects
@@ -32,6 +32,7 @@ from schemas.streams import ConsumerDef
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event[Any])
+T = TypeVar("T")
 D = TypeVar("D")
 Handler = Callable[[E, "StageContext[Any]"], Awaitable[Sequence[Event[Any]]]]
 
@@ -105,6 +106,18 @@ class StageRunner:
         self.stopping = asyncio.Event()
 
     async def process(self, msg: NatsMessage) -> None:
+        """One delivery, start to ack; the heartbeat keeps it delivered while it waits (a slot, an outage)."""
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            await self._process(msg)
+        except outage.Stopped as exc:
+            # Stopping mid-outage or mid-wait: the message goes back for another delivery after the delay.
+            with contextlib.suppress(Exception):
+                await msg.nack(delay=exc.delay)
+        finally:
+            heartbeat.cancel()
+
+    async def _process(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
         meta = raw.metadata
         seq = meta.sequence.stream
@@ -120,16 +133,25 @@ class StageRunner:
         span.set_attribute("pagerpatch.event_id", str(event.event_id))
         if event.incident_id:
             span.set_attribute("pagerpatch.incident_id", str(event.incident_id))
+        await self._handoff(event, msg, seq, deliveries)
 
-        checkpoint = await self.checkpoints.begin(event)
+    async def _handoff(self, event: Event[Any], msg: NatsMessage, seq: int, deliveries: int) -> None:
+        checkpoint = await self._store(lambda: self.checkpoints.begin(event), f"begin {event.event_id}")
         if checkpoint.status == "done":
-            log.info(
-                "%s: %s already handled; re-publishing its %d output(s)",
-                self.consumer.durable,
-                event.event_id,
-                len(checkpoint.outputs),
-            )
-            await self._publish(checkpoint.outputs)
+            if deliveries == 1:
+                # A second stream message with this event id (a producer's late copy or retry outside the
+                # duplicate window). The message that finished the checkpoint published its outputs before it
+                # was acked, or is still pending and re-publishes them when it is redelivered: publishing them
+                # again here would only put second copies on the stream.
+                log.info("%s: %s already handled as another message; acked", self.consumer.durable, event.event_id)
+            else:
+                log.info(
+                    "%s: %s already handled; re-publishing its %d output(s)",
+                    self.consumer.durable,
+                    event.event_id,
+                    len(checkpoint.outputs),
+                )
+                await self._publish(checkpoint.outputs)
             await msg.ack()
             return
         if checkpoint.status == "dead":
@@ -137,14 +159,14 @@ class StageRunner:
             return
 
         try:
-            outputs = await self._handle(event, msg, deliveries)
+            outputs = await self._handle(event, deliveries)
         except Poison as exc:
-            await self.checkpoints.dead(event.event_id, str(exc))
-            await self._poison(msg, seq, deliveries, str(exc))
+            reason = str(exc)
+            await self._store(lambda: self.checkpoints.dead(event.event_id, reason), f"dead {event.event_id}")
+            await self._poison(msg, seq, deliveries, reason)
             return
-        except _Stop as exc:
-            await msg.nack(delay=exc.delay)
-            return
+        except outage.Stopped:
+            raise
         except Exception as exc:
             log.exception(
                 "%s: handling %s failed (delivery %d of %d)",
@@ -153,18 +175,30 @@ class StageRunner:
                 deliveries,
                 self.consumer.max_deliver,
             )
-            await self.checkpoints.failed(event.event_id, f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            await self._store(lambda: self.checkpoints.failed(event.event_id, error), f"failed {event.event_id}")
             delay = retry_delay(deliveries, self.settings.bus.retry_base_s, self.settings.bus.retry_cap_s)
             await msg.nack(delay=delay)
             return
 
-        stored = await self.finish(self.checkpoints, event, outputs)
+        stored = await self._store(
+            lambda: self.finish(self.checkpoints, event, outputs), f"finish {event.event_id}"
+        )
         await self._publish(stored)
         failpoints.reached(f"{self.consumer.durable}.after_publish")
         await msg.ack()
 
-    async def _handle(self, event: Event[Any], msg: NatsMessage, deliveries: int) -> Sequence[Event[Any]]:
-        """Run the handler; while a dependency is unavailable, wait in place and try again."""
+    async def _store(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """A runtime store call; while Postgres is unreachable the message waits in place (never dead-lettered)."""
+        return await outage.through(
+            call,
+            what=f"{self.consumer.durable}: store {what}",
+            outage=lambda exc: outage.is_store_outage(exc, any_os_error=True),
+            stopping=self.stopping,
+        )
+
+    async def _handle(self, event: Event[Any], deliveries: int) -> Sequence[Event[Any]]:
+        """Run the handler; while a dependency (the store included) is unavailable, wait in place and retry."""
         ctx: StageContext[Any] = StageContext(
             service=self.service,
             consumer=self.consumer,
@@ -173,25 +207,24 @@ class StageRunner:
             deps=self.deps,
             attempt=deliveries,
         )
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
-        try:
-            return await self._retry_transient(event, ctx)
-        finally:
-            heartbeat.cancel()
-
-    async def _retry_transient(self, event: Event[Any], ctx: StageContext[Any]) -> Sequence[Event[Any]]:
+        outages = 0
         while True:
             try:
                 return await self.reg.handler(event, ctx)
             except Transient as exc:
-                wait = max(0.05, exc.retry_after_s)
-                log.warning("%s: %s waits %.1fs: %s", self.consumer.durable, event.event_id, wait, exc)
-                if self.stopping.is_set():
-                    raise _Stop(wait) from exc
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), timeout=wait)
-                if self.stopping.is_set():
-                    raise _Stop(wait) from exc
+                wait, why = max(0.05, exc.retry_after_s), str(exc)
+            except Exception as exc:
+                if not outage.is_store_outage(exc):
+                    raise
+                outages += 1
+                wait, why = outage.backoff(outages), f"store unavailable ({type(exc).__name__}: {exc})"
+            log.warning("%s: %s waits %.1fs: %s", self.consumer.durable, event.event_id, wait, why)
+            if self.stopping.is_set():
+                raise outage.Stopped(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=wait)
+            if self.stopping.is_set():
+                raise outage.Stopped(wait)
 
     async def _heartbeat(self, msg: NatsMessage) -> None:
         interval = max(0.5, self.consumer.ack_wait_s / 3)
@@ -201,22 +234,31 @@ class StageRunner:
                 await msg.in_progress()
 
     async def _publish(self, outputs: Sequence[StoredOutput]) -> None:
+        """Publish stored outputs; while NATS is unreachable, wait in place (the event id dedups retries)."""
         for out in outputs:
-            await bus.publish_raw(
-                self.broker, out.subject, out.data, str(out.event_id), timeout=self.settings.bus.publish_timeout_s
+            await outage.through(
+                lambda out=out: bus.publish_raw(  # type: ignore[misc]
+                    self.broker, out.subject, out.data, str(out.event_id), timeout=self.settings.bus.publish_timeout_s
+                ),
+                what=f"{self.consumer.durable}: publish {out.event_id}",
+                outage=outage.is_bus_outage,
+                stopping=self.stopping,
             )
 
     async def _poison(self, msg: NatsMessage, seq: int, deliveries: int, reason: str) -> None:
-        await deadletter.record(
-            self.pool,
-            consumer=self.consumer.durable,
-            stream=self.consumer.stream,
-            stream_seq=seq,
-            subject=msg.raw_message.subject,
-            data=msg.body,
-            reason=reason,
-            kind="poison",
-            deliveries=deliveries,
+        await self._store(
+            lambda: deadletter.record(
+                self.pool,
+                consumer=self.consumer.durable,
+                stream=self.consumer.stream,
+                stream_seq=seq,
+                subject=msg.raw_message.subject,
+                data=msg.body,
+                reason=reason,
+                kind="poison",
+                deliveries=deliveries,
+            ),
+            f"dead letter seq {seq}",
         )
         with contextlib.suppress(Exception):
             await bus.publish_raw(
@@ -244,32 +286,36 @@ class StageRunner:
         except NotFoundError:
             log.error("message %s/%s is gone from the stream", adv.stream, adv.stream_seq)
         event_id = deadletter.event_id_of(data)
-        last_error = await self.checkpoints.last_error(event_id) if event_id else None
-        reason = f"gave up after {adv.deliveries} deliveries (max_deliver)"
-        if last_error:
-            reason += f"; last error: {last_error}"
-        else:
-            reason += "; the handler never finished (crash or ack timeout)"
-        await deadletter.record(
-            self.pool,
-            consumer=adv.consumer,
-            stream=adv.stream,
-            stream_seq=adv.stream_seq,
-            subject=subject,
-            data=data,
-            reason=reason,
-            kind="max_deliveries",
-            deliveries=adv.deliveries,
+        known = await self._store(lambda: self.checkpoints.get(event_id), "advisory") if event_id else None
+        reason = advisory_reason(adv.deliveries, known)
+        await self._store(
+            lambda: deadletter.record(
+                self.pool,
+                consumer=adv.consumer,
+                stream=adv.stream,
+                stream_seq=adv.stream_seq,
+                subject=subject,
+                data=data,
+                reason=reason,
+                kind="max_deliveries",
+                deliveries=adv.deliveries,
+            ),
+            f"dead letter seq {adv.stream_seq}",
         )
-        if event_id:
-            await self.checkpoints.dead(event_id, reason)
+        if event_id and not (known and known.done):
+            # A finished checkpoint stays finished: its outputs are what a later copy must not redo.
+            await self._store(lambda: self.checkpoints.dead(event_id, reason), "advisory dead")
         await msg.ack()
 
 
-class _Stop(Exception):
-    def __init__(self, delay: float) -> None:
-        super().__init__("stopping")
-        self.delay = delay
+def advisory_reason(deliveries: int, known: Checkpoint | None) -> str:
+    """Why a message was given up after `max_deliver`, from what its checkpoint says."""
+    reason = f"gave up after {deliveries} deliveries (max_deliver)"
+    if known is None:
+        return reason + "; no delivery reached its checkpoint (store unreachable, or a crash before it)"
+    if known.last_error:
+        return reason + f"; last error: {known.last_error}"
+    return reason + "; the handler never finished (crash or ack timeout)"
 
 
 def _short(exc: Exception) -> str:

@@ -23,7 +23,7 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage as NatsMessageParam
 from nats.js.errors import NotFoundError
 
-from pagerpatch.kernel import bus, failpoints
+from pagerpatch.kernel import bus, failpoints, outage
 from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.kernel.handoff import (
     FinishHook,
@@ -122,15 +122,30 @@ def subject_matches(pattern: str, subject: str) -> bool:
 
 
 async def start_service(
-    service: Service[D], settings: Settings, bootstrap: Bootstrap[D], *, finish: FinishHook = finish_outputs
+    service: Service[D],
+    settings: Settings,
+    bootstrap: Bootstrap[D],
+    *,
+    finish: FinishHook = finish_outputs,
+    stopping: asyncio.Event | None = None,
 ) -> RunningService:
-    """Connect, build the service's dependencies on the pool, bind the durable consumers and start consuming."""
+    """Connect, build the service's dependencies on the pool, bind the durable consumers and start consuming.
+
+    A store that is down at start-up is waited for (until `stopping`), like an outage later on: a service started
+    during one comes up when the store does instead of crash-looping through the supervisor's backoff.
+    """
     if not settings.nats_url or not settings.database_url:
         raise RuntimeError("NATS_URL and DATABASE_URL must be set for a service process")
+    database_url = settings.database_url
     provider = setup_tracing(service.name, settings.telemetry, settings.state_dir)
     failpoints.arm(settings.failpoints, settings.state_dir)
     broker = bus.make_broker(settings.nats_url, name=service.name, tracer_provider=provider, log_level=logging.DEBUG)
-    pool = await create_pool(settings.database_url)
+    pool = await outage.through(
+        lambda: create_pool(database_url),
+        what=f"{service.name}: connecting to the store",
+        outage=lambda exc: outage.is_store_outage(exc, any_os_error=True),
+        stopping=stopping or asyncio.Event(),
+    )
     built = bootstrap(settings, pool)
     deps = await built if inspect.isawaitable(built) else built
     breakers = Breakers()
@@ -211,7 +226,11 @@ def run_service(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        running = await start_service(service, settings, bootstrap, finish=finish)
+        try:
+            running = await start_service(service, settings, bootstrap, finish=finish, stopping=stop)
+        except outage.Stopped:
+            log.info("%s stopped before it could start (its store never answered)", service.name)
+            return
         try:
             await stop.wait()
         finally:

@@ -50,19 +50,18 @@ class ModelCaller(Protocol):
         self, output: type[T], answer: Any, scope: CallScope, spent: Spent | None = None
     ) -> T: ...  # pragma: no cover
 
-    async def structured(
+    async def structured(  # only the arguments the loop's fact extraction passes (the runtime takes more)
         self,
         *,
         agent: str,
         step: str,
         output: type[T],
-        messages: list[dict[str, Any]] | None = None,
-        prompt: str | None = None,
-        system: str | None = None,
-        incident_id: str | None = None,
-        team: str | None = None,
-        spent: Spent | None = None,
+        prompt: str,
+        incident_id: str | None,
+        team: str | None,
+        spent: Spent | None,
     ) -> T: ...  # pragma: no cover
+
 
 FINAL_NOW = "Give your final answer now by calling the answer tool."
 OUT_OF_STEPS = "The step budget is used up. Give your final answer now, with what you know, by calling the answer tool."

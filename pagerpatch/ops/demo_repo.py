@@ -4,7 +4,8 @@ The scenario's files (pagerpatch/ops/demo_scenario/, package data read with impo
 package finds them from any directory) hold the final *good* code. Earlier states and the regression are derived
 from it by exact text edits (each must match exactly once, so a drifted example fails loudly), committed with
 fixed authors and dates so every sha is the same on every machine. The alert's stack trace is real: it
-is captured by running the broken code path in a subprocess, then given a production deploy prefix.
+is captured by running the broken code path in a subprocess, then given a production deploy prefix. The same
+helpers (`Edit`, `commit_files`, `hermetic_env`, `to_deploy_paths`) build the `pagerpatch eval fixes` histories.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -80,10 +82,12 @@ class DemoRepo:
 
 
 @dataclass(frozen=True, slots=True)
-class _Edit:
+class Edit:
+    """Replace `old` (present exactly once) by `new` in `file` (the demo's edits go back from the good version)."""
+
     file: str
-    old: str  # text in the good version
-    new: str  # what it reads at the earlier (or broken) point of history
+    old: str
+    new: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +96,14 @@ class _Step:
     author: Person
     date: str
     files: tuple[str, ...]  # files this commit writes, at the content the edits below give them
-    edits: tuple[_Edit, ...] = ()
+    edits: tuple[Edit, ...] = ()
 
 
 # Going back in time from the good version: what each file looked like before its feature landed.
 _API_BEFORE_SHIPPING = (
-    _Edit("shopcart/api.py", "from dataclasses import dataclass, replace\n", "from dataclasses import dataclass\n"),
-    _Edit("shopcart/api.py", "from shopcart.shipping import shipping_fee\n", ""),
-    _Edit(
+    Edit("shopcart/api.py", "from dataclasses import dataclass, replace\n", "from dataclasses import dataclass\n"),
+    Edit("shopcart/api.py", "from shopcart.shipping import shipping_fee\n", ""),
+    Edit(
         "shopcart/api.py",
         '    """Full price of `cart`, shipping included, without reserving anything."""\n'
         "    priced = price_cart(cart, coupon_code=coupon_code, today=today or date.today())\n"
@@ -110,19 +114,19 @@ _API_BEFORE_SHIPPING = (
     ),
 )
 _INVENTORY_BEFORE_LOW_STOCK = (
-    _Edit(
+    Edit(
         "shopcart/inventory.py",
         "# A SKU at or below this many units shows up in the buyers' low-stock report.\nLOW_STOCK_THRESHOLD = 10\n\n\n",
         "\n",
     ),
-    _Edit(
+    Edit(
         "shopcart/inventory.py",
         "\n    def low_stock(self, threshold: int = LOW_STOCK_THRESHOLD) -> list[str]:\n"
         '        """SKUs at or below `threshold` units, for the buyers\' daily report."""\n'
         "        return sorted(sku for sku, units in self._stock.items() if units <= threshold)\n",
         "",
     ),
-    _Edit(
+    Edit(
         "tests/test_inventory.py",
         "\n\ndef test_low_stock_report_lists_skus_at_or_below_threshold() -> None:\n"
         '    inventory = Inventory({"MUG-001": 120, "LAMP-330": 6, "BOOK-207": 10})\n'
@@ -132,7 +136,7 @@ _INVENTORY_BEFORE_LOW_STOCK = (
     ),
 )
 # The regression: indexing the table directly turns an unknown code (a client error) into a KeyError (a 500).
-REGRESSION = _Edit(
+REGRESSION = Edit(
     "shopcart/pricing.py",
     "    coupon = COUPONS.get(normalize_code(code))\n    if coupon is None or not coupon.is_active(today):\n",
     "    coupon = COUPONS[normalize_code(code)]\n    if not coupon.is_active(today):\n",
@@ -190,7 +194,7 @@ def build_demo_repo(dest: Path, source: Path | None = None) -> DemoRepo:
         raise DemoBuildError(f"{dest} is not empty")
     good = _read_tree(source or demo_source())
     dest.mkdir(parents=True, exist_ok=True)
-    git(dest, "init", "--quiet", "--initial-branch=main", env=_hermetic_env(ALICE, _IMPORT_DATE))
+    git(dest, "init", "--quiet", "--initial-branch=main", env=hermetic_env(ALICE, _IMPORT_DATE))
 
     history: list[DemoCommit] = []
     initial_files = tuple(sorted(f for f in good if f not in _LATER_FILES))
@@ -207,7 +211,7 @@ def build_demo_repo(dest: Path, source: Path | None = None) -> DemoRepo:
 
     bad = history[_BAD_INDEX]
     raw = _capture_traceback(dest)
-    traceback = _to_deploy_paths(raw, dest)
+    traceback = to_deploy_paths(raw, dest)
     last = traceback.strip().splitlines()[-1]
     exc_type, _, message = last.partition(": ")
     return DemoRepo(
@@ -266,7 +270,7 @@ def _read_tree(source: Path) -> dict[str, str]:
     return files
 
 
-def _apply(good: dict[str, str], edits: tuple[_Edit, ...]) -> dict[str, str]:
+def _apply(good: dict[str, str], edits: tuple[Edit, ...]) -> dict[str, str]:
     """Contents of the files `edits` touch, each edit matching exactly once."""
     out: dict[str, str] = {}
     for edit in edits:
@@ -279,31 +283,9 @@ def _apply(good: dict[str, str], edits: tuple[_Edit, ...]) -> dict[str, str]:
 
 def _commit(repo: Path, good: dict[str, str], step: _Step) -> DemoCommit:
     edited = _apply(good, step.edits)
-    for rel in step.files:
-        target = repo / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # newline="" keeps "\n" on every platform so blobs, and therefore shas, never vary.
-        with target.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(edited.get(rel, good[rel]))
-    env = _hermetic_env(step.author, step.date)
-    git(repo, "add", "--all", "--", *step.files, env=env)
-    git(repo, "commit", "--quiet", "--no-verify", "--message", step.message, env=env)
-    sha = git(repo, "rev-parse", "HEAD", env=env).strip()
+    files = {rel: edited.get(rel, good[rel]) for rel in step.files}
+    sha = commit_files(repo, files, step.message, step.author, step.date)
     return DemoCommit(sha=sha, subject=step.message.splitlines()[0], author=step.author.name)
-
-
-def _hermetic_env(author: Person, date: str) -> dict[str, str]:
-    """Identity, dates and no user/system config: the same shas on every machine."""
-    return {
-        "GIT_AUTHOR_NAME": author.name,
-        "GIT_AUTHOR_EMAIL": author.email,
-        "GIT_AUTHOR_DATE": date,
-        "GIT_COMMITTER_NAME": author.name,
-        "GIT_COMMITTER_EMAIL": author.email,
-        "GIT_COMMITTER_DATE": date,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
 
 
 def _capture_traceback(repo: Path) -> str:
@@ -322,7 +304,41 @@ def _capture_traceback(repo: Path) -> str:
     return proc.stderr[start:]
 
 
-def _to_deploy_paths(traceback: str, repo: Path) -> str:
+# ---------------------------------------------------------------- shared with the `eval fixes` scenario histories
+
+
+def commit_files(repo: Path, files: Mapping[str, str | None], message: str, author: Person, date: str) -> str:
+    """Write `files` (None deletes one) and commit exactly them as `author` at `date`; the new commit's sha."""
+    for rel, content in files.items():
+        target = repo / rel
+        if content is None:
+            target.unlink()
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # newline="" keeps "\n" on every platform so blobs, and therefore shas, never vary.
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+    env = hermetic_env(author, date)
+    git(repo, "add", "--all", "--", *files, env=env)
+    git(repo, "commit", "--quiet", "--no-verify", "--message", message, env=env)
+    return git(repo, "rev-parse", "HEAD", env=env).strip()
+
+
+def hermetic_env(author: Person, date: str) -> dict[str, str]:
+    """Identity, dates and no user/system config: the same shas on every machine."""
+    return {
+        "GIT_AUTHOR_NAME": author.name,
+        "GIT_AUTHOR_EMAIL": author.email,
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_NAME": author.name,
+        "GIT_COMMITTER_EMAIL": author.email,
+        "GIT_COMMITTER_DATE": date,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+
+
+def to_deploy_paths(traceback: str, repo: Path) -> str:
     """Rewrite the checkout's absolute paths to the production deploy prefix (/srv/app/...)."""
     out = traceback
     for prefix in {str(repo) + os.sep, str(repo.resolve()) + os.sep}:

@@ -108,6 +108,7 @@ class EmbeddedNats(Lifecycle):
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the server, SIGKILL it after `timeout`; a no-op when this object runs nothing."""
+        self.last_port = self.port or self.last_port
         proc, self._proc, self.port = self._proc, None, None
         if proc is None:
             return
@@ -115,6 +116,9 @@ class EmbeddedNats(Lifecycle):
         self._reap(proc, timeout)
         if read_pid(self.pid_path) == proc.pid:  # a newer server on this folder keeps its pid file
             self.pid_path.unlink(missing_ok=True)
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def _wait_ready(
         self, proc: subprocess.Popen[bytes], port: int, monitor_port: int, offset: int, deadline: float

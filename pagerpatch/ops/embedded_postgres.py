@@ -134,6 +134,7 @@ class EmbeddedPostgres(Lifecycle):
 
     def stop(self, timeout: float = 10.0) -> None:
         """Fast shutdown (what `pg_ctl -m fast stop` does); a no-op when this object runs nothing."""
+        self.last_port = self.port or self.last_port
         pid, self._pid, self.port = self._pid, None, None
         if pid is None:
             return
@@ -141,6 +142,9 @@ class EmbeddedPostgres(Lifecycle):
         # Only the postmaster that still owns the data dir is ours to stop.
         if read_pid(self.data / "postmaster.pid") == pid:
             self._shutdown(pid, timeout)
+
+    def alive(self) -> bool:
+        return self._pid is not None and is_running(self._pid)
 
     def _retryable(self, failure: str) -> bool:
         failure = failure.lower()

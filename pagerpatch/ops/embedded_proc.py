@@ -147,11 +147,27 @@ def nats_server_binary() -> str:
 class Lifecycle:
     """Context-manager support shared by the embedded servers: enter starts, exit stops."""
 
+    port: int | None
+    requested_port: int | None
+    last_port: int | None = None  # the port of the last run, kept by stop() for restart()
+
     def start(self, timeout: float = 10.0) -> str:
         raise NotImplementedError
 
     def stop(self, timeout: float = 10.0) -> None:
         raise NotImplementedError
+
+    def alive(self) -> bool:
+        """Whether the server this object started still runs."""
+        raise NotImplementedError
+
+    def restart(self, timeout: float = 30.0) -> str:
+        """Stop (if still running) and start again on the same port and data: clients reconnect to the same URL."""
+        port = self.port or self.requested_port or self.last_port
+        self.stop(timeout)
+        if port is not None:
+            self.requested_port = port
+        return self.start(timeout)
 
     def __enter__(self) -> Self:
         self.start()

@@ -1,4 +1,5 @@
-"""`pagerpatch up`: embedded servers if needed, bus set-up, migrations, then the supervised services.
+"""`pagerpatch up`: embedded servers if needed (kept alive by a watchdog), bus set-up, migrations, then the supervised
+services.
 
 Ingest's readiness is waited for by progress, not by a fixed clock: under load its start can take minutes, so `up`
 keeps waiting while the process is alive and shows signs of life (log lines, CPU time, its port answering), fails
@@ -25,6 +26,7 @@ from pagerpatch.kernel import bus, store
 from pagerpatch.ops import endpoints, webhooks
 from pagerpatch.ops.embedded import EmbeddedStack, free_port
 from pagerpatch.ops.supervisor import SERVICES, Supervisor
+from pagerpatch.ops.watchdog import ServerWatchdog
 from pagerpatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -198,6 +200,8 @@ class Stack:
         self.services = services if services is not None else list(SERVICES)
         self.embedded = EmbeddedStack(settings.state_dir, settings.nats_url, settings.database_url)
         self.supervisor: Supervisor | None = None
+        self.watchdog: ServerWatchdog | None = None
+        self._watching: asyncio.Task[None] | None = None
         self.ingest_url = ""
         self.ingest_log = LogTail("ingest")
 
@@ -207,6 +211,11 @@ class Stack:
         await asyncio.to_thread(self.embedded.start)
         nats_url, db_url = self.embedded.nats_url, self.embedded.database_url
         _say(f"nats {nats_url}  postgres {db_url.split('@')[-1]}")
+        embedded = {"nats-server": self.embedded.nats, "postgres": self.embedded.postgres}
+        watched = {name: server for name, server in embedded.items() if server is not None}
+        if watched:
+            self.watchdog = ServerWatchdog(watched, _say)
+            self._watching = asyncio.create_task(self.watchdog.run(), name="embedded-watchdog")
         report = await bus.setup_url(nats_url, self.settings.bus)
         _say(f"bus set up: {len(report.streams)} streams, {len(report.consumers)} consumers")
         applied = await store.migrate(db_url)
@@ -244,6 +253,9 @@ class Stack:
         return ep
 
     async def stop(self) -> None:
+        if self.watchdog is not None and self._watching is not None:
+            self.watchdog.stopping.set()  # a restart under way finishes first; the stack stops it below
+            await asyncio.gather(self._watching, return_exceptions=True)
         if self.supervisor is not None:
             await self.supervisor.stop()
         endpoints.clear(self.settings.state_dir)

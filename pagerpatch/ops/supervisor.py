@@ -14,9 +14,27 @@ from dataclasses import dataclass
 SERVICES: tuple[str, ...] = ("ingest", "triage", "diagnosis", "fixgen", "review", "notifier")
 
 
-def restart_delay(crashes_in_a_row: int, base_s: float = 0.5, cap_s: float = 30.0) -> float:
-    """Backoff between restarts of a crashing service (resets once it has run for a while)."""
+# Signals an operator stops a process with: such an exit is a stop, not a crash, and never grows the backoff.
+OPERATOR_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def restart_delay(crashes_in_a_row: int, base_s: float = 0.5, cap_s: float = 5.0) -> float:
+    """Backoff between restarts of a crashing service (resets once it has run for a while).
+
+    Capped low: a service that crashes while a dependency is down must be back soon after the dependency is.
+    """
     return float(min(cap_s, base_s * (2.0 ** min(max(0, crashes_in_a_row - 1), 64))))
+
+
+def crash_streak(code: int, ran_s: float, crashes_in_a_row: int, stable_after_s: float) -> int:
+    """The crash streak after a child exited with `code` having run `ran_s`.
+
+    An operator's SIGTERM/SIGINT is no crash (0: restarted at once); a crash after a healthy run starts a new
+    streak; only crashes in quick succession grow it (and with it the backoff).
+    """
+    if -code in OPERATOR_SIGNALS or code - 128 in OPERATOR_SIGNALS:
+        return 0
+    return 1 if ran_s >= stable_after_s else crashes_in_a_row + 1
 
 
 @dataclass
@@ -82,10 +100,11 @@ class Supervisor:
             if self._stopping.is_set():
                 return
             ran = time.monotonic() - child.started_at
-            child.crashes_in_a_row = 1 if ran >= self.stable_after_s else child.crashes_in_a_row + 1
-            delay = restart_delay(child.crashes_in_a_row)
+            child.crashes_in_a_row = crash_streak(code, ran, child.crashes_in_a_row, self.stable_after_s)
+            delay = restart_delay(child.crashes_in_a_row) if child.crashes_in_a_row else 0.0
             child.restarts += 1
-            self.write(f"[{child.name:<{self._width}}] exited with {code}; restarting in {delay:.1f}s")
+            how = "was stopped by a signal (not a crash)" if child.crashes_in_a_row == 0 else f"exited with {code}"
+            self.write(f"[{child.name:<{self._width}}] {how}; restarting in {delay:.1f}s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 

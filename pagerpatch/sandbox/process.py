@@ -1,5 +1,9 @@
 """Process plumbing both runners share: a clean environment, the memory limit, bounded output, killing the tree.
 
+A sandbox never outlives its parent: it runs in its own process group, killed when the call ends (also on
+cancellation), and with a parent-death signal so a SIGKILLed service takes it along (bwrap adds
+`--die-with-parent` for everything inside).
+
 Memory limit: `prlimit --as=<bytes>` (util-linux, in /usr/bin so it is visible inside the sandbox) wraps the
 command. `preexec_fn` + `resource.setrlimit` is only the fallback when prlimit is missing, because
 `preexec_fn` is not safe in a process that runs threads, which the services do.
@@ -64,6 +68,20 @@ def memory_limit(memory_bytes: int) -> tuple[list[str], Callable[[], None] | Non
     return [], _set_rlimit
 
 
+def death_signal_prefix() -> list[str]:
+    """Argv prefix that makes the command get SIGKILL when the process that started it dies (even by SIGKILL).
+
+    util-linux's `setpriv --pdeathsig` sets PR_SET_PDEATHSIG in the child just before it execs the command, the
+    same as a `prctl` in a preexec hook but without running Python between fork and exec (not safe in a process
+    with threads). bwrap's own `--die-with-parent` then carries it into the sandbox; a plain command's own
+    children are still covered by the process-group kill when the parent lives long enough to do it.
+    """
+    for candidate in ("/usr/bin/setpriv", "/bin/setpriv"):
+        if os.access(candidate, os.X_OK):
+            return [candidate, "--pdeathsig", "KILL", "--"]
+    return []
+
+
 def kill_tree(proc: asyncio.subprocess.Process) -> None:
     """SIGKILL the process group (the runner starts a new session) and any descendant that left it."""
     descendants: list[psutil.Process] = []
@@ -95,6 +113,7 @@ async def execute(
     """Start `argv` in a new session, collect bounded output, kill the whole tree when done or late."""
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
+        *death_signal_prefix(),
         *argv,
         cwd=cwd,
         env=dict(env),

@@ -30,6 +30,7 @@ from pagerpatch.settings.sections import (
     BusSettings,
     ConfigError,
     ConsumerOverride,
+    DiagnosisSettings,
     IngestSettings,
     LlmSettings,
     MaintenanceWindow,
@@ -51,6 +52,7 @@ __all__ = [
     "BusSettings",
     "ConfigError",
     "ConsumerOverride",
+    "DiagnosisSettings",
     "IngestSettings",
     "LlmSettings",
     "MaintenanceWindow",
@@ -109,6 +111,7 @@ class Settings(BaseSettings):
     triage: TriageSettings = Field(default_factory=TriageSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "PAGERPATCH_ANTHROPIC_API_KEY")

@@ -146,9 +146,10 @@ class OpenAfterRule(AlertMatch):
 class TriageSettings(_Strict):
     dedup_window_s: float = Field(default=6 * 3600.0, gt=0)
     default_severity: Severity = Severity.P2
-    # Flapping: this many firing<->resolved changes of one alert within the window make it noise.
+    # Flapping: this many firing<->resolved changes of one alert within the window make it noise. The window is also
+    # how soon after triage closed an incident a re-fire reopens it (docs/triage.md).
     flapping_window_s: float = Field(default=600.0, gt=0)
-    flapping_min_changes: int = Field(default=2, ge=2)
+    flapping_min_changes: int = Field(default=4, ge=2)
     # Short spikes: firing alerts of these kinds wait until they have fired this long (0: off).
     spike_threshold_s: float = Field(default=0.0, ge=0)
     spike_kinds: list[str] = Field(default_factory=lambda: ["latency", "saturation"])
@@ -167,6 +168,19 @@ class TriageSettings(_Strict):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     known_noise: list[NoisePattern] = Field(default_factory=list)
     open_after: list[OpenAfterRule] = Field(default_factory=list)
+    # Labels that identify nothing (they change on a restart or per scrape replica): left out of an alert's identity.
+    volatile_labels: list[str] = Field(
+        default_factory=lambda: [
+            "uid", "id", "name", "prometheus_replica", "container_id", "image_id", "pod_template_hash",
+            "controller_revision_hash",
+        ]
+    )  # fmt: skip
+    # Grafana's DatasourceNoData (a rule's query returned nothing): "noise" like CloudWatch INSUFFICIENT_DATA, or
+    # "real" (the target may be dead) to judge it by the other rules.
+    datasource_nodata: Literal["noise", "real"] = "noise"
+    # Service globs whose CloudWatch alarms named after an EC2 instance stay one incident per instance; others make
+    # one incident per alarm family (an auto-scaling group), each instance a member.
+    cloudwatch_per_instance: list[str] = Field(default_factory=list)
 
 
 class PolicySettings(_Strict):
@@ -185,6 +199,13 @@ class SandboxSettings(_Strict):
     timeout_s: float = Field(default=300.0, gt=0)
     memory_mb: int = Field(default=2048, ge=64)
     output_limit_bytes: int = Field(default=64_000, ge=1024)
+    # Sandbox runs (tests, environments, scripts) at once per fixgen process; the rest wait (unset: CPU count).
+    max_concurrent: int | None = Field(default=None, ge=1)
+
+
+class DiagnosisSettings(_Strict):
+    # Git work (refresh, worktrees, blame) at once per diagnosis process; the rest wait (unset: CPU count).
+    max_concurrent: int | None = Field(default=None, ge=1)
 
 
 WebhookProvider = Literal[

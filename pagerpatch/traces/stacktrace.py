@@ -1,4 +1,4 @@
-"""Stack-trace parsing (Python, JavaScript/V8, Java, Go) and mapping of frames to repository files.
+"""Stack-trace parsing (Python, JavaScript/V8, Java, Go, Ruby) and mapping of frames to repository files.
 
 Pure functions: text in, values out. Frames are always in call order, the innermost (where the
 exception was raised) last, whatever order the language prints them in.
@@ -8,51 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
 
-Language = Literal["python", "javascript", "java", "go"]
+from pagerpatch.traces.frames import Frame, Language, ParsedTrace, TraceParser
+
+__all__ = ["Frame", "Language", "ParsedTrace", "TraceParser", "map_frames_to_repo", "parse_trace"]
 
 MAX_TRACE_CHARS = 200_000  # alerts are size-limited upstream; this keeps parsing linear and bounded
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One stack frame as printed: the file as the runtime saw it, line, function, and optional context."""
-
-    file: str
-    line: int | None
-    function: str | None = None
-    column: int | None = None
-    context: str | None = None  # the source line (Python), the qualified class (Java), ...
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedTrace:
-    """The final exception of a trace and the frames that led to it, innermost last."""
-
-    language: Language
-    exception_type: str
-    message: str
-    frames: tuple[Frame, ...]
-
-    @property
-    def innermost(self) -> Frame | None:
-        return self.frames[-1] if self.frames else None
-
-
-class TraceParser(Protocol):
-    """A parser for one language's stack traces."""
-
-    language: Language
-
-    def detect(self, text: str) -> bool:
-        """Whether `text` looks like this language's trace (cheap; may be a false positive)."""
-        ...
-
-    def parse(self, text: str) -> ParsedTrace | None:
-        """The parsed trace, or None when `text` holds no usable trace of this language."""
-        ...
 
 
 # ---------------------------------------------------------------- Python
@@ -134,6 +95,7 @@ def _strip_log_prefix(lines: list[str], header: str) -> list[str]:
 
 _JS_FRAME = re.compile(r"^\s*at (?:(?P<func>.+?) \()?(?P<file>[^()]+?):(?P<line>\d+):(?P<col>\d+)\)?\s*$")
 _JS_ANY_AT = re.compile(r"^\s*at \S")
+_JS_NATIVE_FILES = frozenset({"<anonymous>", "native", "[native code]", "?"})
 _JS_ERROR = re.compile(
     r"^\s*(?:Uncaught\s+)?(?:\[?(?P<type>[A-Za-z_$][\w$.]*(?:Error|Exception)|Error)\]?)(?:\s*\[[\w_]+\])?"
     r"(?::\s*(?P<msg>.*))?$"
@@ -162,11 +124,13 @@ class JavaScriptParser:
         frames: list[Frame] = []
         for line in lines[first_at:]:
             match = _JS_FRAME.match(line)
-            if match:
+            if match and match["file"].strip() not in _JS_NATIVE_FILES:
                 func = match["func"]
                 frames.append(Frame(match["file"], int(match["line"]), func, column=int(match["col"])))
             elif not _JS_ANY_AT.match(line) and line.strip():
-                break  # the end of this stack (an `at` frame without a location is native and skipped)
+                break  # the end of this stack
+            # An `at` frame without a location is native (`at Array.map (<anonymous>)`) and skipped; so is one
+            # whose location is a placeholder, as Sentry renders the same frame (`<anonymous>:0:0`).
         if not frames:
             return None
         return ParsedTrace("javascript", exc_type, message, tuple(reversed(frames)))
@@ -178,8 +142,10 @@ _JAVA_FRAME = re.compile(
     r"^\s*at (?:[\w.$-]+(?:@[\w.-]+)?/{1,2})?(?P<cls>[\w$.]+)\.(?P<method>[\w$<>]+)"
     r"\((?P<src>[^:()]*)(?::(?P<line>\d+))?\)\s*$"
 )
+# The type is usually package-qualified; Sentry sends the bare class (its package travels separately), so a bare
+# name is accepted too: a line is only an exception when frames follow it.
 _JAVA_EXCEPTION = re.compile(
-    r"^(?:Exception in thread \"[^\"]*\"\s+|Caused by:\s+)?(?P<type>[a-zA-Z_$][\w$]*(?:\.[\w$]+)+)(?::\s*(?P<msg>.*))?$"
+    r"^(?:Exception in thread \"[^\"]*\"\s+|Caused by:\s+)?(?P<type>[a-zA-Z_$][\w$]*(?:\.[\w$]+)*)(?::\s*(?P<msg>.*))?$"
 )
 _JAVA_MORE = re.compile(r"^\s*\.\.\. (?P<n>\d+) (?:more|common frames omitted)\s*$")
 
@@ -290,9 +256,56 @@ class GoParser:
         return ParsedTrace("go", exc_type, message, tuple(reversed(frames)))
 
 
+# ---------------------------------------------------------------- Ruby
+
+# `path:line:in 'label'` (Ruby 3.4 quotes with '…', earlier versions with `…'); an uncaught exception prints the
+# message and `(Type)` after the first frame, the rest follow as `\tfrom path:line:in …`.
+_RB_FRAME = re.compile(
+    r"^\s*(?:from\s+)?(?P<file>[^\s:`'][^:`']*?):(?P<line>\d+):in [`'](?P<label>[^`']*)'(?::\s*(?P<rest>.*))?$"
+)
+_RB_UNCAUGHT = re.compile(r"^(?P<msg>.*?)\s*\((?P<type>[A-Z]\w*(?:::[A-Z]\w*)*)\)\s*$", re.DOTALL)
+# A logged exception before its backtrace: `Type (message):` (Rails) or `Type: message`.
+_RB_HEADER = re.compile(r"^\s*(?P<type>[A-Z]\w*(?:::[A-Z]\w*)*)(?: \((?P<pmsg>.*)\):|:\s*(?P<msg>.*))\s*$")
+
+
+class RubyParser:
+    """Ruby backtraces, innermost first: uncaught (`file:12:in 'm': msg (Type)` + `from` lines) or logged."""
+
+    language: Language = "ruby"
+
+    def detect(self, text: str) -> bool:
+        return any(_RB_FRAME.match(line) for line in text[:MAX_TRACE_CHARS].splitlines())
+
+    def parse(self, text: str) -> ParsedTrace | None:
+        lines = text[:MAX_TRACE_CHARS].splitlines()
+        first = next((i for i, line in enumerate(lines) if _RB_FRAME.match(line)), None)
+        if first is None:
+            return None
+        exc_type, message = "RuntimeError", ""  # what Ruby raises for a bare `raise "message"`
+        head = _RB_FRAME.match(lines[first])
+        uncaught = _RB_UNCAUGHT.match(head["rest"] or "") if head else None
+        if uncaught:
+            exc_type, message = uncaught["type"], uncaught["msg"].strip()
+        else:
+            for line in reversed(lines[:first]):
+                header = _RB_HEADER.match(line)
+                if header:
+                    exc_type, message = header["type"], (header["pmsg"] or header["msg"] or "").strip()
+                    break
+        frames: list[Frame] = []
+        for line in lines[first:]:
+            match = _RB_FRAME.match(line)
+            if match is None:
+                if line.strip():
+                    break
+                continue
+            frames.append(Frame(match["file"], int(match["line"]), match["label"]))
+        return ParsedTrace("ruby", exc_type, message, tuple(reversed(frames)))
+
+
 # ---------------------------------------------------------------- dispatch
 
-PARSERS: tuple[TraceParser, ...] = (PythonParser(), JavaParser(), GoParser(), JavaScriptParser())
+PARSERS: tuple[TraceParser, ...] = (PythonParser(), JavaParser(), GoParser(), RubyParser(), JavaScriptParser())
 
 
 def parse_trace(text: str) -> ParsedTrace | None:

@@ -6,7 +6,28 @@ The language knowledge lives here, not in the git primitives: callers read a fil
 
 from __future__ import annotations
 
+import ast
 import re
+
+_WITH_DOCSTRING = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def is_docstring(statement: ast.stmt) -> bool:
+    """Whether a statement is a docstring (a bare string literal, as the first statement of a body)."""
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def without_docstrings(node: ast.AST) -> ast.AST:
+    """`node` with the docstring of every module, class and function in it removed (in place): two Python
+    sources whose trees are equal this way differ only in docstrings, comments and formatting."""
+    for inner in list(ast.walk(node)):
+        if isinstance(inner, _WITH_DOCSTRING) and inner.body and is_docstring(inner.body[0]):
+            inner.body = inner.body[1:]
+    return node
 
 
 def bare_function_name(function: str) -> str | None:

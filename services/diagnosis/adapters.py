@@ -3,7 +3,10 @@ and the circuit breaker git work runs through."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +16,7 @@ from typing import TypeVar
 import asyncpg
 
 from pagerpatch.git import workspace
-from pagerpatch.git.workspace import BlameInfo, CommitInfo, GitError
+from pagerpatch.git.workspace import BlameInfo, GitError
 from pagerpatch.git.worktrees import Workspaces
 from pagerpatch.kernel import store
 from pagerpatch.kernel.breakers import Breakers
@@ -22,18 +25,6 @@ from services.diagnosis.domain.facts import Blame, Commit
 
 STAGE = "diagnosis"
 T = TypeVar("T")
-
-
-def commit_of(info: CommitInfo) -> Commit:
-    return Commit(
-        sha=info.sha,
-        parents=info.parents,
-        author=info.author,
-        author_email=info.author_email,
-        authored_at=info.authored_at,
-        committed_at=info.committed_at,
-        subject=info.subject,
-    )
 
 
 def blame_of(info: BlameInfo) -> Blame:
@@ -75,7 +66,7 @@ class GitHistory:
             history = workspace.log_range_history(self.path, file, start, end, rev, max_count=limit)
         except GitError:
             return []
-        return [commit_of(c) for c in history]
+        return history  # git's commit records are the domain's Commit
 
     def changed_files(self, sha: str) -> set[str]:
         return workspace.changed_files(self.path, sha)
@@ -84,7 +75,7 @@ class GitHistory:
         return workspace.commit_exists(self.path, sha)
 
     def commit(self, sha: str) -> Commit:
-        return commit_of(workspace.commit_info(self.path, sha))
+        return workspace.commit_info(self.path, sha)
 
     def commits_between(self, older: str, newer: str) -> int:
         return workspace.commits_since(self.path, older, newer)
@@ -135,12 +126,34 @@ class PgAudit:
                           details={"reason": reason})  # fmt: skip
 
 
+_git_limit: int | None = None
+_git_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def limit_git_work(max_concurrent: int | None) -> None:
+    """Bound this process's concurrent git work (`diagnosis.max_concurrent`; unset: CPU count)."""
+    global _git_limit
+    _git_limit = max_concurrent
+    _git_slots.clear()
+
+
+def git_slots() -> asyncio.Semaphore:
+    """The process's git-work slots (one semaphore per event loop: tests run several loops in one process)."""
+    loop = asyncio.get_running_loop()
+    slots = _git_slots.get(loop)
+    if slots is None:
+        slots = _git_slots[loop] = asyncio.Semaphore(_git_limit or os.cpu_count() or 1)
+    return slots
+
+
 @dataclass(frozen=True)
 class GitBreaker:
     """The GitGuard port on the service's breakers: git failures count against `git:<repo>` and surface as
-    Transient; Poison passes through without opening the breaker."""
+    Transient; Poison passes through without opening the breaker. At most `diagnosis.max_concurrent` pieces of
+    git work run at once; the other handoffs wait for a slot (their heartbeat keeps them delivered)."""
 
     breakers: Breakers
 
     async def __call__(self, repo: str, work: Callable[[], Awaitable[T]]) -> T:
-        return await self.breakers.call(f"git:{repo}", work, failures=(GitError, OSError))
+        async with git_slots():
+            return await self.breakers.call(f"git:{repo}", work, failures=(GitError, OSError))

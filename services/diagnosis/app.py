@@ -8,7 +8,7 @@ from pagerpatch.git.repos import RepoRegistry
 from pagerpatch.incidents import finish_handoff
 from pagerpatch.kernel.runtime import Service, service_main
 from pagerpatch.settings import Settings
-from services.diagnosis.adapters import GitCheckouts, PgAudit
+from services.diagnosis.adapters import GitCheckouts, PgAudit, limit_git_work
 from services.diagnosis.handlers import service
 from services.diagnosis.settings import make_workspaces
 from services.diagnosis.usecase import Diagnosis
@@ -20,6 +20,7 @@ def create_service() -> Service[Diagnosis]:
 
 def bootstrap(settings: Settings, pool: asyncpg.Pool) -> Diagnosis:
     """Diagnosis's git worktrees, the repository registry and the audit log, built once the pool exists."""
+    limit_git_work(settings.diagnosis.max_concurrent)
     return Diagnosis(
         repos=RepoRegistry(settings, pool),
         checkouts=GitCheckouts(make_workspaces(settings)),

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pagerpatch.git.repos import MemoryRepos as MemoryRepos  # the registry port, shared by every stage
 from pagerpatch.git.workspace import GitError
-from pagerpatch.kernel.errors import Poison
 from pagerpatch.settings import RepoConfig
 from services.diagnosis.domain.facts import Blame, Commit
 
@@ -121,18 +121,6 @@ class MemoryCheckouts:
             yield self.refs[ref]
         finally:
             self.closed.append(ref)
-
-
-@dataclass
-class MemoryRepos:
-    """The repository registry as a dict; an unknown name is Poison, as in the service."""
-
-    repos: dict[str, RepoConfig] = field(default_factory=dict)
-
-    async def require(self, name: str) -> RepoConfig:
-        if name not in self.repos:
-            raise Poison(f"repository {name!r} is not registered (config or `pagerpatch repos add`)")
-        return self.repos[name]
 
 
 @dataclass

@@ -4,6 +4,7 @@ the configured sandbox."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,18 +78,25 @@ class WorktreeReverter:
 class SandboxTestRunner:
     """The repository's environment and test command in the configured sandbox (bubblewrap, or unsandboxed)."""
 
-    def __init__(self, sandbox: Sandbox, environments: Environments) -> None:
+    def __init__(self, sandbox: Sandbox, environments: Environments, *, max_concurrent: int | None = None) -> None:
         self.sandbox = sandbox
         self.environments = environments
+        # At most this many sandboxes at once per process: more would only thrash the CPUs (every run gets
+        # slower, none finishes sooner); the other handoffs wait here, their heartbeat keeping them delivered.
+        self.max_concurrent = max_concurrent or os.cpu_count() or 1
+        self.slots = asyncio.Semaphore(self.max_concurrent)
 
     async def environment(self, repo: RepoConfig, tree: Path) -> RepoEnvironment:
-        return await self.environments.ensure(repo, tree)
+        async with self.slots:
+            return await self.environments.ensure(repo, tree)
 
     async def run_tests(self, env: RepoEnvironment, command: str, tree: Path, *, timeout_s: float) -> TestReport:
-        return await run_test_command(self.sandbox, env, command, tree, timeout_s=timeout_s)
+        async with self.slots:
+            return await run_test_command(self.sandbox, env, command, tree, timeout_s=timeout_s)
 
     async def run_python(self, env: RepoEnvironment, script: str, tree: Path, *, timeout_s: float) -> SandboxResult:
-        return await run_python(self.sandbox, env, script, tree, timeout_s=timeout_s)
+        async with self.slots:
+            return await run_python(self.sandbox, env, script, tree, timeout_s=timeout_s)
 
 
 def make_test_runner(settings: SandboxSettings, envs_root: Path) -> tuple[SandboxTestRunner | None, str | None]:
@@ -97,4 +105,5 @@ def make_test_runner(settings: SandboxSettings, envs_root: Path) -> tuple[Sandbo
         sandbox = make_sandbox(settings)
     except SandboxUnavailable as exc:
         return None, str(exc)
-    return SandboxTestRunner(sandbox, Environments(envs_root, sandbox)), None
+    runner = SandboxTestRunner(sandbox, Environments(envs_root, sandbox), max_concurrent=settings.max_concurrent)
+    return runner, None

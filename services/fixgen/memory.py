@@ -7,46 +7,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from pagerpatch.git.repos import MemoryRepos as MemoryRepos  # the registry port, shared by every stage
 from pagerpatch.git.workspace import RevertResult
 from pagerpatch.kernel.breakers import Breakers
-from pagerpatch.kernel.errors import Poison
 from pagerpatch.sandbox import BaseInterpreter, RepoEnvironment, SandboxResult, SetupFailed, TestReport, TestResults
 from pagerpatch.sandbox.junit import TestOutcome
 from pagerpatch.settings import RepoConfig
 
 T = TypeVar("T")
 
-DIFF = """\
-diff --git a/app/calc.py b/app/calc.py
---- a/app/calc.py
-+++ b/app/calc.py
-@@ -1,2 +1,2 @@
- def total(items):
--    return sum(items) / 0
-+    return sum(items)
-"""
+
+def calc_diff(removed: str, added: str) -> str:
+    """A revert's diff that changes one line of total() in app/calc.py, the scenario's failing function."""
+    return (
+        "diff --git a/app/calc.py b/app/calc.py\n--- a/app/calc.py\n+++ b/app/calc.py\n@@ -1,2 +1,2 @@\n"
+        f" def total(items):\n-    {removed}\n+    {added}\n"
+    )
+
+
+DIFF = calc_diff("return sum(items) / 0", "return sum(items)")
 # app/calc.py at the base commit and with the revert, as DIFF shows it.
 CALC_SOURCES: dict[str, tuple[str | None, str | None]] = {
     "app/calc.py": ("def total(items):\n    return sum(items) / 0\n", "def total(items):\n    return sum(items)\n")
 }
 BASE_PURPOSE = "fix-base"
-
-
-@dataclass
-class MemoryRepos:
-    """The registry as a dict: an unknown name is Poison, as in the service."""
-
-    repos: dict[str, RepoConfig] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, *repos: RepoConfig) -> MemoryRepos:
-        return cls({repo.name: repo for repo in repos})
-
-    async def require(self, name: str) -> RepoConfig:
-        found = self.repos.get(name)
-        if found is None:
-            raise Poison(f"repository {name!r} is not registered (config or `pagerpatch repos add`)")
-        return found
 
 
 @dataclass

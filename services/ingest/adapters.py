@@ -151,7 +151,11 @@ class PgDeliveryLedger:
 
 class JetStreamPublisher:
     """Publishes into the events stream with `pagerpatch.kernel.bus.publish` (True: the stream had it already), inside a
-    producer span when tracing is on (its context travels in the message's W3C headers)."""
+    producer span when tracing is on (its context travels in the message's W3C headers).
+
+    The broker is made with `pending_size=0` (app.py): while NATS is unreachable a publish fails at
+    once instead of waiting in a reconnect buffer, and a publish that failed is removed from that buffer.
+    """
 
     def __init__(self, broker: NatsBroker, timeout_s: float, tracer_provider: TracerProvider | None = None) -> None:
         self.broker = broker
@@ -166,6 +170,10 @@ class JetStreamPublisher:
                 span.set_attribute("messaging.message.id", str(event.event_id))
                 return await bus.publish(self.broker, event, timeout=self.timeout_s)
         except OUTAGES as exc:
+            # Answered 503 means "not on the stream": a copy left in the client's reconnect buffer would be
+            # published when NATS comes back, after the provider was told to retry.
+            if bus.forget_unsent(self.broker, str(event.event_id)):
+                log.warning("dropped an unsent publish of %s from the reconnect buffer", event.event_id)
             raise _outage(f"publishing {event.subject}", exc) from exc
 
     async def ready(self) -> None:

@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> Starlette:
         if not settings.nats_url or not settings.database_url:
             raise RuntimeError("NATS_URL and DATABASE_URL must be set for the ingest service")
         provider = setup_tracing("ingest", settings.telemetry, settings.state_dir)
-        broker = bus.make_broker(settings.nats_url, name="ingest", tracer_provider=provider)
+        broker = bus.make_broker(settings.nats_url, name="ingest", tracer_provider=provider, pending_size=0)
         await broker.connect()
         pool = await create_pool(settings.database_url, server_settings=LEDGER_SESSION)
         sns = HttpSns(ttl_s=settings.ingest.sns_certificate_ttl_s)

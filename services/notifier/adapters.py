@@ -12,17 +12,29 @@ from services.notifier.domain import PullRequest
 log = logging.getLogger("pagerpatch.notifications")
 
 
+PUSHING = "pushing"  # the record's state between the intent and the completed push ('open' after)
+
+
 class PgPullRequests:
-    """The `pull_requests` table, unique per incident."""
+    """The `pull_requests` table, unique per incident: an intent row (state 'pushing') first, completed after."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
+    async def intend(self, incident_id: uuid.UUID, pr: PullRequest) -> None:
+        await self.pool.execute(
+            """INSERT INTO pull_requests (incident_id, repo, provider, branch, head_commit, title, body, url, state)
+               VALUES ($1, $2, $3, $4, '', $5, $6, '', $7) ON CONFLICT (incident_id) DO NOTHING""",
+            incident_id, pr.repo, pr.provider, pr.branch, pr.title, pr.body, PUSHING,
+        )  # fmt: skip
+
     async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> int:
         await self.pool.execute(
             """INSERT INTO pull_requests (incident_id, repo, provider, branch, head_commit, title, body, url)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (incident_id) DO NOTHING""",
-            incident_id, pr.repo, pr.provider, pr.branch, pr.head_commit, pr.title, pr.body, pr.url,
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (incident_id) DO UPDATE
+               SET head_commit = EXCLUDED.head_commit, url = EXCLUDED.url, state = 'open'
+               WHERE pull_requests.state = $9""",
+            incident_id, pr.repo, pr.provider, pr.branch, pr.head_commit, pr.title, pr.body, pr.url, PUSHING,
         )  # fmt: skip
         pr_id: int = await self.pool.fetchval("SELECT id FROM pull_requests WHERE incident_id = $1", incident_id)
         return pr_id

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pagerpatch.kernel.errors import Poison
+from pagerpatch.git.repos import MemoryRepos as MemoryRepos  # the registry port, shared by every stage
 from pagerpatch.scm import PushedBranch
 from pagerpatch.settings import RepoConfig
 from services.notifier.domain import PullRequest
@@ -43,26 +43,26 @@ class MemoryScm:
 
 
 @dataclass
-class MemoryRepos:
-    """Repositories by name; an unknown name is poison, as in the registry."""
-
-    repos: dict[str, RepoConfig] = field(default_factory=dict)
-
-    async def require(self, name: str) -> RepoConfig:
-        found = self.repos.get(name)
-        if found is None:
-            raise Poison(f"repository {name!r} is not registered (config or `pagerpatch repos add`)")
-        return found
-
-
-@dataclass
 class MemoryPullRequests:
-    """Pull request records by incident; the first record wins (ON CONFLICT (incident_id) DO NOTHING)."""
+    """Pull request records by incident: `intents` before the push, `records` once completed (the first wins).
+
+    `failures` makes the next `record` calls raise (the store went away after the push).
+    """
 
     records: dict[uuid.UUID, tuple[int, PullRequest]] = field(default_factory=dict)
+    intents: dict[uuid.UUID, PullRequest] = field(default_factory=dict)
+    failures: int = 0
+
+    async def intend(self, incident_id: uuid.UUID, pr: PullRequest) -> None:
+        if incident_id not in self.records:
+            self.intents.setdefault(incident_id, pr)
 
     async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> int:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionRefusedError(111, "memory store: connection refused")
         if incident_id not in self.records:
+            self.intents.pop(incident_id, None)
             self.records[incident_id] = (len(self.records) + 1, pr)
         return self.records[incident_id][0]
 

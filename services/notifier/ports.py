@@ -21,10 +21,19 @@ class RepoLookup(Protocol):
 
 
 class PullRequests(Protocol):
-    """Pull request records, one per incident: a retried approval finds the first record."""
+    """Pull request records, one per incident: a retried approval finds the first record.
+
+    Durable first: the intent is recorded before the branch is pushed, so there is never a branch without a
+    record; a retry after a crash between the push and `record` pushes nothing new and completes the record.
+    """
+
+    async def intend(self, incident_id: uuid.UUID, pr: PullRequest) -> None:
+        """Record that the incident's pull request is about to be pushed (no head commit or URL yet)."""
+        ...  # pragma: no cover
 
     async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> int:
-        """Record the incident's pull request unless it has one; returns the record's id (existing or new)."""
+        """Complete the incident's record with the pushed branch (a completed record is kept as it is); returns the
+        record's id."""
         ...  # pragma: no cover
 
 

@@ -7,6 +7,7 @@ pull request record per incident, one notification per event, channel and kind),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -57,12 +58,16 @@ class Notifier:
                 message=message, when=event.occurred_at,
             )  # fmt: skip
 
+        intent = domain.PullRequest(
+            repo=repo.name, provider=self.scm.provider, branch=branch, head_commit="", title=title,
+            body=domain.pr_body(incident_id, approved), url="",
+        )  # fmt: skip
+        # Durable before it happens: a branch never exists without its record (a crash or a store failure after
+        # the push is retried: the push finds the branch already there, and the record is completed).
+        await self.pull_requests.intend(incident_id, intent)
         pushed = await breakers.call("scm", push)
         failpoints.reached("notifier.after_push")
-        pr = domain.PullRequest(
-            repo=repo.name, provider=self.scm.provider, branch=branch, head_commit=pushed.head_commit, title=title,
-            body=domain.pr_body(incident_id, approved), url=pushed.url,
-        )  # fmt: skip
+        pr = dataclasses.replace(intent, head_commit=pushed.head_commit, url=pushed.url)
         await self.pull_requests.record(incident_id, pr)
         payload = PrOpenedPayload(
             repo=pr.repo, provider=pr.provider, branch=branch, head_commit=pr.head_commit, title=title, url=pr.url

@@ -34,6 +34,20 @@ class FixFacts:
     tests_passed: bool
     proved: bool = False
     removed_tests: int = 0
+    baseline_failures: int = 0  # tests that fail with the fix but already failed at the base commit
+
+
+# TestRun.failed_tests holds at most this many ids; a longer list may hide a new failure, so it proves nothing.
+FAILED_IDS_LIMIT = 50
+
+
+def only_baseline_failures(fix: FixValidatedPayload) -> int:
+    """How many tests fail with the fix, when every one of them already failed at the base commit (0 otherwise):
+    a suite that was red before the change is judged by what the change made worse, not by its old failures."""
+    after, base = fix.tests, fix.base_tests
+    if after.passed or base is None or not after.failed_tests or len(after.failed_tests) >= FAILED_IDS_LIMIT:
+        return 0
+    return len(after.failed_tests) if set(after.failed_tests) <= set(base.failed_tests) else 0
 
 
 ApprovalStatus = Literal["pending", "approved", "rejected"]
@@ -67,9 +81,10 @@ def facts_of(fix: FixValidatedPayload) -> FixFacts:
         files=tuple(fix.files_changed),
         lines_added=fix.lines_added,
         lines_removed=fix.lines_removed,
-        tests_passed=fix.tests.passed,
+        tests_passed=fix.tests.passed or only_baseline_failures(fix) > 0,
         proved=fix.proof == "proved",
         removed_tests=len(fix.removed_tests),
+        baseline_failures=only_baseline_failures(fix),
     )
 
 
@@ -115,6 +130,13 @@ def assess(facts: FixFacts, policy: RiskPolicy) -> RiskAssessment:
         bump(RiskLevel.MEDIUM, 15, f"{len(facts.files)} files changed")
     if not facts.proved and facts.tests_passed:  # failing tests are CRITICAL already, and say so
         bump(RiskLevel.MEDIUM, 30, UNPROVEN)
+    if facts.baseline_failures:
+        bump(
+            RiskLevel.MEDIUM,
+            10,
+            f"{_tests(facts.baseline_failures)} already failing at the base commit still fail "
+            "(not caused by this change)",
+        )
     if not reasons:
         reasons.append(f"small change ({size} lines in {len(facts.files)} file(s)), tests passed")
     if facts.removed_tests:

@@ -23,8 +23,8 @@ from pagerpatch.incidents import grouping
 from pagerpatch.llm import BudgetExceeded, LlmError, LlmRuntime, LlmUnavailable, StructuredOutputError
 from pagerpatch.settings import Settings
 from schemas.events import AlertReceived, Severity
-from services.triage.domain import AlertFacts, Decision, Hint, LiveIncident, Observation
-from services.triage.ports import Loaded, NoHint, Prior, SoftHint
+from services.triage.domain import AlertFacts, Decision, Hint, LiveIncident, Member, Observation
+from services.triage.ports import CLOSED_AT_SOURCE, Loaded, NoHint, Prior, SoftHint
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,25 @@ PRUNE_GRACE_S = 600  # never prune rows younger than this (a redelivery may stil
 # Triage's own table, alert_observations: the parts of the one-round-trip read (this alert's earlier decision; the
 # group's recent history) and of the duplicate write (the observation) that the incidents package composes with its
 # statements on incidents (pagerpatch.incidents.grouping). Caller parameters: $1 event id, $2 group key, $3 since,
-# $4 limit.
+# $4 limit, $5 how long before the live incident opened its members may have started firing (seconds).
 _PRIOR_OBSERVATION = (
     "SELECT decision, severity, rules, reasons, incident_id FROM alert_observations WHERE event_id = $1"
 )
-_HISTORY = """SELECT coalesce(json_agg(x ORDER BY x.observed_at), '[]'::json) FROM (
-        SELECT event_id, fingerprint, resource, status, observed_at, decision, rules FROM alert_observations
-        WHERE group_key = $2 AND observed_at >= $3 ORDER BY observed_at DESC LIMIT $4) x"""
-_LOAD = grouping.compose_read(_PRIOR_OBSERVATION, _HISTORY, caller_params=4)
+# Oldest first; observations at the same time in the order they were recorded (as the in-memory store keeps them).
+_HISTORY = """SELECT coalesce(json_agg(x ORDER BY x.observed_at, x.recorded_at), '[]'::json) FROM (
+        SELECT event_id, fingerprint, resource, status, observed_at, decision, rules, incident_id, recorded_at
+        FROM alert_observations WHERE group_key = $2 AND observed_at >= $3
+        ORDER BY observed_at DESC, recorded_at DESC LIMIT $4) x"""
+# The live incident's members: every alert of the group seen since shortly before it opened, in its latest state
+# (not bounded by the history's window or limit, so a pod firing for hours still keeps its incident open).
+_MEMBERS = """SELECT coalesce(json_agg(m), '[]'::json) FROM (
+        SELECT DISTINCT ON (fingerprint, resource) fingerprint, resource, status, observed_at FROM alert_observations
+        WHERE group_key = $2 AND observed_at >= {live_opened_at} - make_interval(secs => $5)
+        ORDER BY fingerprint, resource, observed_at DESC, recorded_at DESC) m"""
+# The incident a Sentry event pointed its issue's group to when it opened an incident under its trace's group.
+_LINK = """SELECT incident_id FROM alert_observations WHERE group_key = $2 AND rules @> ARRAY['link']::text[]
+        ORDER BY observed_at DESC LIMIT 1"""
+_LOAD = grouping.compose_read(_PRIOR_OBSERVATION, _HISTORY, caller_params=5, members=_MEMBERS, link=_LINK)
 
 _OBSERVE_COLUMNS = (
     "event_id, group_key, fingerprint, service, resource, status, observed_at, decision, severity, rules, reasons, "
@@ -61,9 +72,11 @@ WITH old AS (
     DELETE FROM alert_observations o USING (
         SELECT event_id FROM (
             SELECT event_id, recorded_at,
-                   row_number() OVER (PARTITION BY group_key ORDER BY observed_at DESC) AS rn
+                   row_number() OVER (PARTITION BY group_key ORDER BY observed_at DESC) AS rn,
+                   row_number() OVER (PARTITION BY group_key, fingerprint, resource ORDER BY observed_at DESC,
+                                      recorded_at DESC) AS member_rn
             FROM alert_observations) r
-        WHERE r.rn > $2 AND r.recorded_at < now() - make_interval(secs => $3)
+        WHERE r.rn > $2 AND r.member_rn > 1 AND r.recorded_at < now() - make_interval(secs => $3)
     ) d WHERE o.event_id = d.event_id RETURNING 1
 )
 SELECT (SELECT count(*) FROM old) + (SELECT count(*) FROM over)
@@ -103,11 +116,17 @@ def parse_loaded(group: grouping.GroupState) -> Loaded:
         live=LiveIncident(
             id=live["id"], last_seen_at=_ts(live["last_seen_at"]), occurrences=live["occurrences"],
             severity=Severity(live["severity"]), state=live["state"], opened_at=_ts(live["opened_at"]),
+            group_key=live["fingerprint"],
+            members=tuple(
+                Member(m["fingerprint"], m["resource"], m["status"], _ts(m["observed_at"]))
+                for m in _json(group.members) or ()
+            ),
         ) if live else None,
         history=[
             Observation(
                 event_id=h["event_id"], fingerprint=h["fingerprint"], resource=h["resource"], status=h["status"],
                 at=_ts(h["observed_at"]), decision=h["decision"], rules=tuple(h["rules"] or ()),
+                incident_id=str(h["incident_id"]) if h.get("incident_id") else None,
             )
             for h in history
         ],
@@ -124,10 +143,11 @@ class PgUnit:
     async def load(
         self, alert: AlertFacts, incident_id: uuid.UUID, since: datetime, limit: int, absorbed_since: datetime
     ) -> Loaded:
+        lookback = (alert.at - since).total_seconds()
         group = await grouping.read_group(
-            self.conn, _LOAD, (uuid.UUID(alert.event_id), alert.keys.group_key, since, limit),
+            self.conn, _LOAD, (uuid.UUID(alert.event_id), alert.keys.group_key, since, limit, lookback),
             group_key=alert.keys.group_key, incident_id=incident_id, absorbed_since=absorbed_since,
-            read_history=alert.status == "resolved",
+            read_history=alert.status == "resolved", alias=alert.keys.alias, follow_link=alert.keys.linkable,
         )  # fmt: skip
         return parse_loaded(group)
 
@@ -163,6 +183,24 @@ class PgUnit:
 
     async def close_incident(self, incident_id: uuid.UUID, outcome: str) -> bool:
         return await grouping.close_incident(self.conn, incident_id, outcome)
+
+    async def link(self, alert: AlertFacts, group_key: str, incident_id: uuid.UUID) -> None:
+        link = Decision("duplicate", Severity.P3, (f"link: group {group_key} points to incident {incident_id}",),
+                        ("link",))  # fmt: skip
+        args = self._observation(alert, link, incident_id)
+        args[0], args[1] = link_id(alert), group_key
+        await self.conn.execute(_RECORD, *args)
+
+    async def reopen_incident(self, incident_id: uuid.UUID) -> bool:
+        return await grouping.reopen_incident(self.conn, incident_id, CLOSED_AT_SOURCE)
+
+    async def raise_severity(self, incident_id: uuid.UUID, severity: Severity) -> bool:
+        return await grouping.raise_severity(self.conn, incident_id, severity.value)
+
+
+def link_id(alert: AlertFacts) -> uuid.UUID:
+    """The id of the link row an alert leaves in its alias group (deterministic: a re-run writes it once)."""
+    return uuid.uuid5(uuid.UUID(alert.event_id), "triage:link")
 
 
 def group_lock_key(group_key: str) -> int:

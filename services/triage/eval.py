@@ -9,10 +9,11 @@ Dataset format (JSON Lines, one case per line; blank lines and lines starting wi
      "alerts": [{"t": 0, "alert": {...alert.received payload...}, "expect": {"class": "real", "severity": "P1"}},
                 {"t": 60, "repeat": 20, "every": 5, "alert": {...}, "expect": {"class": "duplicate"}}]}
 
-`t` is seconds after `start`; `repeat`/`every` expand one entry into several alerts (`{i}` in any string of the alert
-becomes the copy's number); `expect` is optional per alert (`class` real|noise|duplicate, optional
-`severity` P0–P3), so a case may label every alert or only the final one. Each alert gets a deterministic
-event id, the alert's time is also "now", and the model hint is off (deterministic mode).
+`t` is seconds after `start`: when the alert arrives, triage's "now"; the alert's own time is its `occurred_at`
+(default: the same), so a provider's repeat that keeps its start time can be replayed as sent. `repeat`/`every`
+expand one entry into several alerts (`{i}` in any string of the alert becomes the copy's number); `expect` is
+optional per alert (`class` real|noise|duplicate, optional `severity` P0–P3), so a case may label every alert or only
+the final one. Each alert gets a deterministic event id, and the model hint is off (deterministic mode).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Case(_Strict):
 @dataclass(frozen=True)
 class CaseAlert:
     index: int
-    at: datetime
+    at: datetime  # when the alert arrives: triage's "now" (its own time may be earlier, e.g. a repeat's start)
     event: AlertReceived
     expect: Expect | None
 
@@ -108,7 +109,7 @@ def _expand(case: Case) -> list[CaseAlert]:
             event = AlertReceived.create(
                 payload, source="eval", event_id=uuid.uuid5(CASE_NAMESPACE, f"{case.id}:{index}"), occurred_at=at,
             )  # fmt: skip
-            out.append(CaseAlert(index, payload.occurred_at or at, event, step.expect))
+            out.append(CaseAlert(index, at, event, step.expect))
     return out
 
 

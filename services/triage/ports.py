@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from schemas.events import AlertReceived
+from schemas.events import AlertReceived, Severity
 from services.triage.domain import AlertFacts, Decision, Hint, LiveIncident, Observation
+
+CLOSED_AT_SOURCE = "resolved at source"  # the outcome triage closes an incident with (and may reopen it from)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,9 @@ class TriageUnit(Protocol):
         self, alert: AlertFacts, incident_id: uuid.UUID, since: datetime, limit: int, absorbed_since: datetime
     ) -> Loaded:  # pragma: no cover
         """State for deciding `alert`; the history may be left out when a firing alert meets a live incident
-        seen at or after `absorbed_since` (it is a duplicate whatever the history says)."""
+        seen at or after `absorbed_since` (it is a duplicate whatever the history says). With the history comes the
+        live incident's members: the group's alerts seen since `alert.at - since` before it opened, each in its
+        latest state."""
         ...
 
     async def repo_for(self, service: str) -> str | None:
@@ -62,6 +66,19 @@ class TriageUnit(Protocol):
 
     async def close_incident(self, incident_id: uuid.UUID, outcome: str) -> bool:
         """Resolve the incident if nothing downstream produced a fix yet; False when it is past that."""
+        ...  # pragma: no cover
+
+    async def reopen_incident(self, incident_id: uuid.UUID) -> bool:
+        """Reopen an incident triage closed at the source's resolution; False when it was closed otherwise, is gone,
+        or its group has a live incident again."""
+        ...  # pragma: no cover
+
+    async def raise_severity(self, incident_id: uuid.UUID, severity: Severity) -> bool:
+        """Make the incident at least as urgent as `severity`; False when it already was."""
+        ...  # pragma: no cover
+
+    async def link(self, alert: AlertFacts, group_key: str, incident_id: uuid.UUID) -> None:
+        """Point another group (the alert's alias) to the incident the alert opened, so that group's alerts join it."""
         ...  # pragma: no cover
 
 

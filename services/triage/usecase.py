@@ -23,11 +23,12 @@ from schemas.events import (
 )
 from services.triage import domain
 from services.triage.domain import AlertFacts, Decision, Hint
-from services.triage.ports import Prior, PruningTriageStore, SoftHint, TriageStore, TriageUnit
+from services.triage.domain.fingerprint import regrouped
+from services.triage.ports import CLOSED_AT_SOURCE, Prior, PruningTriageStore, SoftHint, TriageStore, TriageUnit
 from services.triage.settings import TriageConfig
 
 STAGE = "triage"
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4  # the lock, a group found through an alias, the model's hint, a concurrent opener
 NO_VERDICT = "llm_hint: no verdict (model unavailable, over budget or invalid answer); the default applies"
 
 
@@ -52,12 +53,13 @@ async def triage(
     """Decide one alert and apply the decision; safe to run again for the same event (same result)."""
     alert = event.payload
     at = alert.occurred_at or event.occurred_at
-    facts = domain.facts(str(event.event_id), alert, at)
+    facts = domain.facts(str(event.event_id), alert, at, config.identity)
     new_id = incident_id_for(event)
     rules = config.rules
     since = at - timedelta(seconds=rules.history_window_s)
     verdict: Hint | None = None
     asked = False
+    reopen = True  # False once the incident a re-fire would reopen turned out not reopenable
     # First optimistically, without the group lock: a firing alert that a live incident absorbs is decided and
     # counted in one atomic statement, so a storm's duplicates do not queue behind each other. Anything else is
     # decided again under the group lock.
@@ -67,13 +69,23 @@ async def triage(
             loaded = await unit.load(facts, new_id, since, rules.history_max_per_group, now - config.window)
             if loaded.prior is not None:
                 return _replay(event, facts, loaded.prior)
-            decision = domain.decide(facts, loaded.history, loaded.live, config, now, verdict)
+            found = loaded.live.group_key if loaded.live else None
+            if found and found != facts.keys.group_key:
+                # The live incident is the alias's or a linked group's: the alert joins that group (its lock, its
+                # history, its members) and is decided there.
+                facts = replace(facts, keys=regrouped(facts.keys, found, facts.source))
+                continue
+            decision = domain.decide(facts, loaded.history, loaded.live, config, now, verdict, reopen)
             if asked and verdict is None and decision.undecided:
                 decision = replace(decision, reasons=(*decision.reasons, NO_VERDICT))
-            lock_free = decision.classification == "duplicate" and facts.status == "firing"
+            lock_free = decision.classification == "duplicate" and facts.status == "firing" and not decision.reopen
             if not exclusive and not lock_free:
                 exclusive = True
                 continue
+            if decision.reopen and decision.incident_id:
+                if not await unit.reopen_incident(uuid.UUID(decision.incident_id)):
+                    reopen = False  # closed otherwise meanwhile, or the group has a live incident: decide again
+                    continue
             if not (decision.undecided and hint.enabled and not asked):
                 result = await _apply(unit, event, facts, decision, new_id, config)
                 if result is not None:
@@ -113,12 +125,16 @@ async def _apply(
         if not await unit.open_incident(facts, decision, new_id, repo, team):
             return None
         await unit.record(facts, decision, new_id)
+        if facts.keys.alias:  # a Sentry event opened under its trace: its issue's other alerts join this incident
+            await unit.link(facts, facts.keys.alias, new_id)
         return Result(decision, [_opened(event, facts, decision, new_id, repo)], new_id)
     if decision.classification == "duplicate" and decision.incident_id:
         incident = uuid.UUID(decision.incident_id)
         occurrences = await unit.record(facts, decision, incident)
+        if decision.raise_severity:
+            await unit.raise_severity(incident, decision.severity)
         if decision.close:
-            await unit.close_incident(incident, "resolved at source: every alert of its group resolved")
+            await unit.close_incident(incident, f"{CLOSED_AT_SOURCE}: every alert of its group resolved")
         return Result(decision, [_suppressed(event, facts, decision, incident, occurrences)], incident)
     await unit.record(facts, decision, None)
     return Result(decision, [_suppressed(event, facts, decision, None, 1)], None)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import nats
 import pytest
 from nats.js import JetStreamContext
 
-from schemas import streams
+from pagerpatch.ops.embedded import EmbeddedNats, EmbeddedPostgres
+from tests.support.streams import delete_streams
 
 
 @pytest.fixture
@@ -16,10 +18,28 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
     """A JetStream context on a clean slate: the pagerpatch streams are deleted before each test."""
     nc = await nats.connect(nats_url)
     jsc = nc.jetstream()
-    for s in streams.STREAMS:
-        try:
-            await jsc.delete_stream(s.name)
-        except nats.js.errors.NotFoundError:
-            pass
+    await delete_streams(jsc)
     yield jsc
     await nc.drain()
+
+
+@pytest.fixture
+def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A Postgres of this test alone (the test may stop and restart it)."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A nats-server of this test alone (the test may stop and restart it)."""
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -20,9 +20,7 @@ from nats.js import JetStreamContext
 
 from pagerpatch.git import workspace
 from pagerpatch.git.worktrees import Workspaces
-from pagerpatch.incidents import finish_handoff
-from pagerpatch.kernel import bus, store
-from pagerpatch.kernel.runtime import start_service, stop_service
+from pagerpatch.kernel import bus
 from pagerpatch.settings import RepoConfig
 from schemas import subjects
 from schemas.events import DiagnosisReadyPayload, FrameVars, IncidentOpened, IncidentOpenedPayload, Severity
@@ -32,7 +30,8 @@ from services.diagnosis.domain.report import SuspectReport
 from services.diagnosis.memory import MemoryAudit, MemoryRepos
 from services.diagnosis.usecase import Diagnosis, find_suspect
 from tests.integration.test_runtime import make_settings, stream_events, wait_done
-from tests.integration.test_suspect_history import Repo
+from tests.support.git import Repo
+from tests.support.stages import running_stage
 
 pytestmark = [
     pytest.mark.integration,
@@ -77,11 +76,7 @@ BLACKENED = LONG_BROKEN.replace(
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
-    path = tmp_path / "shop repo"
-    path.mkdir()
-    r = Repo(path)
-    r.git("init", "-q", "--initial-branch=main")
-    return r
+    return Repo.init(tmp_path / "shop repo")
 
 
 def assert_the_bug_commit_is_named(report: SuspectReport, bug: str) -> None:
@@ -201,10 +196,7 @@ MISSING_MAIN = "default branch 'main' does not exist in shop; set default_branch
 @pytest.fixture
 def master_repo(tmp_path: Path) -> tuple[Repo, str]:
     """A repository whose only branch is `master`, configured with the default `main`; and its head."""
-    path = tmp_path / "master repo"
-    path.mkdir()
-    repo = Repo(path)
-    repo.git("init", "-q", "--initial-branch=master")
+    repo = Repo.init(tmp_path / "master repo", branch="master")
     repo.commit({"shop/__init__.py": "", "shop/pricing.py": SAFE}, "initial import")
     return repo, repo.commit({"shop/pricing.py": BROKEN}, "pricing: look coupons up directly", who="Eve")
 
@@ -228,10 +220,7 @@ async def test_the_service_publishes_the_missing_branch_diagnosis_at_once_withou
     settings = make_settings(nats_url, fresh_db, tmp_path).model_copy(
         update={"repos": [RepoConfig(name="shop", path=str(repo.path), services=["shop-api"])]}
     )
-    await bus.setup(js, settings.bus)
-    await store.migrate(fresh_db)
-    svc = await start_service(create_service(), settings, bootstrap, finish=finish_handoff)
-    try:
+    async with running_stage(create_service(), bootstrap, settings, js) as svc:
         payload = IncidentOpenedPayload(**INCIDENT, stack_trace=repo.run(TRIGGER).stderr)  # no commit: `main`
         opened = IncidentOpened.create(payload, source="triage", incident_id=uuid.uuid4())
         await bus.publish(svc.broker, opened)
@@ -240,5 +229,3 @@ async def test_the_service_publishes_the_missing_branch_diagnosis_at_once_withou
         assert [(r["suspect_commit"], r["confidence"], r["base_commit"], r["tried"]) for r in ready] == [
             (None, 0.0, head, [MISSING_MAIN])
         ]
-    finally:
-        await stop_service(svc)

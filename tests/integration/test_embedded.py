@@ -245,3 +245,39 @@ async def test_session_servers_and_fresh_db(nats_url: str, database_url: str, fr
         assert await shared.fetchval("select to_regclass('only_here')") is None
     finally:
         await shared.close()
+
+
+async def test_watchdog_restarts_killed_servers_on_the_same_port_with_their_data(tmp_path: Path) -> None:
+    """`pagerpatch up`'s watchdog: a SIGKILLed nats-server or postmaster comes back on its port, data kept, said."""
+    from pagerpatch.ops.watchdog import ServerWatchdog
+
+    lines: list[str] = []
+    with EmbeddedStack(tmp_path) as stack:
+        assert stack.nats is not None and stack.postgres is not None
+        nats_url, db_url = stack.nats_url, stack.database_url
+        assert await _publish(nats_url, "KEPT", b"before the kill") == 1
+        watchdog = ServerWatchdog({"nats-server": stack.nats, "postgres": stack.postgres}, lines.append, poll_s=0.1)
+        watching = asyncio.create_task(watchdog.run())
+        try:
+            for server in (stack.nats, stack.postgres):
+                assert server.pid is not None
+                os.kill(server.pid, signal.SIGKILL)
+            for _ in range(600):
+                if sum("restarted at" in line for line in lines) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert stack.nats_url == nats_url and stack.database_url == db_url, lines
+            assert await _publish(nats_url, "KEPT", b"after the restart") == 2  # same store
+            conn = await asyncpg.connect(db_url)
+            try:
+                assert await conn.fetchval("select 1") == 1
+            finally:
+                await conn.close()
+        finally:
+            watchdog.stopping.set()
+            await watching
+    said = "\n".join(lines)
+    assert "nats-server exited unexpectedly; restarting it on port" in said
+    assert "postgres exited unexpectedly; restarting it on port" in said
+    assert "nats-server restarted at" in said and "postgres restarted at" in said
+    assert not _processes_using(tmp_path)

@@ -17,6 +17,7 @@ from pagerpatch.ops.fixes_eval.catalog import SCENARIOS
 from pagerpatch.ops.fixes_eval.history import BuildError, BuiltScenario, Edit, Scenario, Step, build
 from pagerpatch.ops.fixes_eval.oracle import check_fix, oracle_at
 from pagerpatch.ops.fixes_eval.outcome import cosmetic_reason
+from pagerpatch.ops.fixes_eval.spec import parse_scenario
 from pagerpatch.sandbox.environment import BaseInterpreter
 from pagerpatch.traces.stacktrace import parse_trace
 
@@ -117,6 +118,66 @@ def test_an_edit_that_does_not_match_fails_the_build(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(BuildError, match="expected exactly one"):
         build(broken, tmp_path / "broken")
+
+
+_TINY = """
+name = "tiny"
+letter = "z"
+title = "a scenario file, built"
+expected = "proved"
+cosmetic = ["notes"]
+trigger = "from tiny.core import half\\nhalf(None)\\n"
+oracle = "def test_x() -> None:\\n    pass\\n"
+
+[[steps]]
+key = "import"
+message = "Initial import of tiny"
+author = "alice"
+date = "2024-01-01T09:00:00+01:00"
+package = "tiny"
+
+[steps.files]
+"NOTES.md" = "draft\\n"
+"tiny/core.py" = '''
+def half(n):
+    return (n or 0) // 2
+'''
+
+[[steps]]
+key = "bug"
+message = "core: inputs are never empty"
+author = "carol"
+date = "2024-01-02T09:00:00+01:00"
+
+[[steps.edits]]
+file = "tiny/core.py"
+old = "(n or 0)"
+new = "n"
+
+[[steps]]
+key = "notes"
+message = "docs: drop the draft notes"
+author = "dan"
+date = "2024-01-03T09:00:00+01:00"
+delete = ["NOTES.md"]
+"""
+
+
+def test_a_scenario_file_builds_the_history_it_describes(tmp_path: Path) -> None:
+    b = build(parse_scenario(_TINY, "tiny.toml"), tmp_path / "tiny")
+    log = git(b.path, "log", "--reverse", "--format=%H|%an|%aI|%s").splitlines()
+    assert [line.split("|")[1:] for line in log] == [
+        ["Alice Moreau", "2024-01-01T09:00:00+01:00", "Initial import of tiny"],
+        ["Carol Diaz", "2024-01-02T09:00:00+01:00", "core: inputs are never empty"],
+        ["Dan Okafor", "2024-01-03T09:00:00+01:00", "docs: drop the draft notes"],
+    ]
+    assert [line.split("|")[0] for line in log] == [b.shas["import"], b.bug_sha, b.head]
+    assert git(b.path, "ls-tree", "-r", "--name-only", "HEAD").split() == [
+        ".gitignore", "pyproject.toml", "tiny/__init__.py", "tiny/core.py"]  # fmt: skip
+    assert git(b.path, "show", "HEAD:tiny/core.py") == "def half(n):\n    return n // 2\n"
+    assert b.capture.exception_type == "TypeError" and "/srv/app/tiny/core.py" in b.capture.traceback
+    again = build(parse_scenario(_TINY, "tiny.toml"), tmp_path / "again")
+    assert again.shas == b.shas  # fixed authors and dates: the same history everywhere
 
 
 def _show(repo: Path, rev: str, name: str) -> str | None:

@@ -16,7 +16,7 @@ from pagerpatch.llm.context import FACTS_MARKER
 from pagerpatch.llm.structured import tool_name
 from tests.support import fake_anthropic as fa
 from tests.support.fake_anthropic import FakeAnthropic
-from tests.support.llm_env import ECHO_TOOL, llm_settings, write_config
+from tests.support.llm_env import ECHO_TOOL, llm_settings, registry_with_echo, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +42,11 @@ def agent(tools: list[str], permissions: list[str], **extra: Any) -> dict[str, A
             **extra,
         }
     }
+
+
+def runtime(fake: FakeAnthropic, pool: asyncpg.Pool, registry: ToolRegistry, config: Path, **llm: Any) -> LlmRuntime:
+    """The agent runtime on the fake Messages API, with `registry`'s tools bound to the config directory `config`."""
+    return LlmRuntime.create(llm_settings(fake.url, config, **llm), pool, registry)
 
 
 def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,7 +88,7 @@ async def test_parallel_tools_run_concurrently_and_the_answer_is_validated(
         "right": tool("right", ["logs:read"], sandbox={"timeout_s": 2}),
     }
     cfg = write_config(tmp_path / "cfg", tools=tools, agents=agent(["left", "right"], ["logs:read"]))
-    rt = LlmRuntime.create(llm_settings(fake_anthropic.url, cfg), pool, reg)
+    rt = runtime(fake_anthropic, pool, reg, cfg)
     fake_anthropic.script(
         fa.tool_uses([("left", {"value": "A"}, "t1"), ("right", {"value": "B"}, "t2")], say="checking both"),
         fa.tool_use(FINAL, {"summary": "coupon lookup raises KeyError", "file": "pricing.py"}),
@@ -130,7 +135,7 @@ async def test_slow_tool_times_out_and_long_output_is_truncated_with_a_marker(
     reg.register("huge", huge)
     tools = {"slow": tool("slow", [], sandbox={"timeout_s": 0.3}), "huge": tool("huge", [])}
     cfg = write_config(tmp_path / "cfg", tools=tools, agents=agent(["slow", "huge"], []))
-    rt = LlmRuntime.create(llm_settings(fake_anthropic.url, cfg, tool_output_limit_chars=1000), pool, reg)
+    rt = runtime(fake_anthropic, pool, reg, cfg, tool_output_limit_chars=1000)
     fake_anthropic.script(
         fa.tool_uses([("slow", {"value": "a"}, "s1"), ("huge", {"value": "b"}, "h1")]),
         fa.text("nothing more to do"),
@@ -150,19 +155,15 @@ async def test_tool_call_outside_the_agents_permissions_is_refused_and_audited(
 ) -> None:
     ran: list[str] = []
 
-    def echo(value: str) -> str:
-        return value
-
     def run_shell(value: str) -> str:
         ran.append(value)
         return "executed"
 
-    reg = ToolRegistry()
-    reg.register("echo", echo)
+    reg = registry_with_echo()
     reg.register("run_shell", run_shell)
     tools = {"echo": tool("echo", ["logs:read"]), "run_shell": tool("run_shell", ["shell:exec"])}
     cfg = write_config(tmp_path / "cfg", tools=tools, agents=agent(["echo"], ["logs:read"]))
-    rt = LlmRuntime.create(llm_settings(fake_anthropic.url, cfg), pool, reg)
+    rt = runtime(fake_anthropic, pool, reg, cfg)
     fake_anthropic.script(
         fa.tool_uses([("run_shell", {"value": "rm -rf /"}, "bad"), ("echo", {"value": "hi"}, "ok")]),
         fa.text("done"),
@@ -189,10 +190,7 @@ async def test_tool_call_outside_the_agents_permissions_is_refused_and_audited(
 async def test_invalid_arguments_are_returned_to_the_model(
     fake_anthropic: FakeAnthropic, tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
-    reg = ToolRegistry()
-    reg.register("echo", lambda value: value)
-    cfg = write_config(tmp_path / "cfg")
-    rt = LlmRuntime.create(llm_settings(fake_anthropic.url, cfg), pool, reg)
+    rt = runtime(fake_anthropic, pool, registry_with_echo(), write_config(tmp_path / "cfg"))
     fake_anthropic.script(fa.tool_use("echo", {"wrong": 1}, id="e1"), fa.text("ok"))
     result = await rt.run_tools(agent="investigator", step="investigate", prompt="go")
     assert result.tool_calls[0].outcome == "invalid_arguments"
@@ -208,7 +206,7 @@ async def test_raw_outputs_are_replaced_by_facts_after_the_model_saw_them(
 
     reg = ToolRegistry()
     reg.register("echo", logs)
-    rt = LlmRuntime.create(llm_settings(fake_anthropic.url, write_config(tmp_path / "cfg")), pool, reg)
+    rt = runtime(fake_anthropic, pool, reg, write_config(tmp_path / "cfg"))
     fake_anthropic.script(
         fa.tool_use("echo", {"value": "one"}, id="c1"),
         fa.tool_use("echo", {"value": "two"}, id="c2"),
@@ -227,10 +225,7 @@ async def test_raw_outputs_are_replaced_by_facts_after_the_model_saw_them(
 async def test_step_budget_ends_with_a_forced_final_answer(
     fake_anthropic: FakeAnthropic, tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
-    reg = ToolRegistry()
-    reg.register("echo", lambda value: value)
-    cfg = write_config(tmp_path / "cfg")
-    rt = LlmRuntime.create(llm_settings(fake_anthropic.url, cfg), pool, reg)
+    rt = runtime(fake_anthropic, pool, registry_with_echo(), write_config(tmp_path / "cfg"))
     fake_anthropic.script(
         *(fa.tool_use("echo", {"value": str(i)}) for i in range(3)),
         fa.tool_use(FINAL, {"summary": "partial", "file": "?"}),

@@ -7,16 +7,16 @@ from __future__ import annotations
 import asyncio
 import shutil
 import textwrap
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pagerpatch.sandbox import (
+    BackendName,
     BaseInterpreter,
-    BubblewrapSandbox,
     Environments,
-    Mounts,
     RepoEnvironment,
     Sandbox,
     SandboxResult,
@@ -25,11 +25,9 @@ from pagerpatch.sandbox import (
     run_test_command,
 )
 from pagerpatch.settings import RepoConfig
+from tests.support.sandbox import BWRAP, needs_bwrap
 
 pytestmark = pytest.mark.integration
-
-_bwrap = BubblewrapSandbox()
-needs_bwrap = pytest.mark.skipif(not _bwrap.available(), reason=_bwrap.unavailable_reason() or "")
 
 
 class CountingSandbox:
@@ -40,20 +38,13 @@ class CountingSandbox:
         self.commands: list[str] = []
 
     @property
-    def backend(self) -> str:
+    def backend(self) -> BackendName:
         return self.inner.backend
 
-    async def run(
-        self,
-        command: str,
-        workdir: Path,
-        *,
-        timeout_s: float | None = None,
-        env: Mapping[str, str] | None = None,
-        mounts: Mounts | None = None,
-    ) -> SandboxResult:
+    async def run(self, command: str, workdir: Path, **options: Any) -> SandboxResult:
+        """Count `command`, then run it as given (the options pass through untouched)."""
         self.commands.append(command)
-        return await self.inner.run(command, workdir, timeout_s=timeout_s, env=env, mounts=mounts)
+        return await self.inner.run(command, workdir, **options)
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -83,15 +74,15 @@ async def test_without_setup_the_tests_get_pytest_and_nothing_of_pagerpatch(tmp_
             """,
         "pyproject.toml": "[tool.pytest.ini_options]\nfilterwarnings = ['error']\n",
     })  # fmt: skip
-    envs = Environments(tmp_path / "envs", _bwrap)
+    envs = Environments(tmp_path / "envs", BWRAP)
     env = await envs.ensure(RepoConfig(name="plain", path=str(tree)), tree)
     for module in ("pytest_asyncio", "pagerpatch", "hypothesis", "pytest_timeout", "faststream"):
-        probe = await inside(_bwrap, env, f"python -c 'import {module}'", tree)
+        probe = await inside(BWRAP, env, f"python -c 'import {module}'", tree)
         assert probe.exit_code == 1 and f"No module named '{module}'" in probe.output, (module, probe.output)
-    which = await inside(_bwrap, env, "command -v python; python -c 'import sys; print(sys.prefix)'", tree)
+    which = await inside(BWRAP, env, "command -v python; python -c 'import sys; print(sys.prefix)'", tree)
     assert which.output.split() == [str(env.path / "bin" / "python"), str(env.path)]
     # filterwarnings=error with pytest-asyncio loaded was an INTERNALERROR; here only pytest is there.
-    report = await run_test_command(_bwrap, env, "python -m pytest -q", tree, timeout_s=120)
+    report = await run_test_command(BWRAP, env, "python -m pytest -q", tree, timeout_s=120)
     assert report.result.passed, report.result.output
     assert report.tests is not None and dict(report.tests.outcomes) == {"test_probe.py::test_isolated": "passed"}
     assert not (tree / ".pytest_cache").exists() and sorted(p.name for p in tree.iterdir()) == [
@@ -144,22 +135,22 @@ async def test_a_src_layout_package_is_imported_from_each_worktree_and_its_gener
 ) -> None:
     repo = RepoConfig(name="srcpkg", path=str(tmp_path), setup_command=SETUP)
     first = write(tmp_path / "first", SRC_LAYOUT)
-    counting = CountingSandbox(_bwrap)
+    counting = CountingSandbox(BWRAP)
     envs = Environments(tmp_path / "envs", counting)
     env = await envs.ensure(repo, first)
     assert counting.commands == [SETUP]
-    report = await run_test_command(_bwrap, env, "python -m pytest -q", first, timeout_s=120)
+    report = await run_test_command(BWRAP, env, "python -m pytest -q", first, timeout_s=120)
     assert report.result.passed, report.result.output
 
     # A later worktree (another commit, another path): the same environment, this tree's code, the generated file.
     second = write(tmp_path / "second", {**SRC_LAYOUT, "src/unidiff/__init__.py": "WHERE = 'second'\nVERSION = 0\n"})
     assert await envs.ensure(repo, second) == env and counting.commands == [SETUP]  # reused, not set up again
-    report = await run_test_command(_bwrap, env, "python -m pytest -q", second, timeout_s=120)
+    report = await run_test_command(BWRAP, env, "python -m pytest -q", second, timeout_s=120)
     assert not report.result.passed and report.failed_tests == ["tests/test_pkg.py::test_the_worktree_copy_is_imported"]
     assert "assert 'second' == 'worktree'" in report.result.output
 
     third = write(tmp_path / "third", {k: v for k, v in SRC_LAYOUT.items()})
-    report = await run_test_command(_bwrap, env, "python -m pytest -q", third, timeout_s=120)
+    report = await run_test_command(BWRAP, env, "python -m pytest -q", third, timeout_s=120)
     assert report.result.passed, report.result.output
     assert (third / "src/unidiff/_version.py").read_text() == "VERSION = 'generated'\n"  # from the overlay
 
@@ -168,7 +159,7 @@ async def test_a_src_layout_package_is_imported_from_each_worktree_and_its_gener
 async def test_concurrent_requests_set_the_environment_up_once(tmp_path: Path) -> None:
     tree = write(tmp_path / "tree", {"requirements.txt": "", "test_ok.py": "def test_ok():\n    pass\n"})
     repo = RepoConfig(name="once", path=str(tree), setup_command="sleep 1 && python -c 'print(1)'")
-    counting = CountingSandbox(_bwrap)
+    counting = CountingSandbox(BWRAP)
     first, second = Environments(tmp_path / "envs", counting), Environments(tmp_path / "envs", counting)
     made = await asyncio.gather(first.ensure(repo, tree), second.ensure(repo, tree), first.ensure(repo, tree))
     assert made[0] == made[1] == made[2] and len(counting.commands) == 1
@@ -183,7 +174,7 @@ async def test_a_failed_setup_is_reported_with_its_output_and_not_run_again(tmp_
     repo = RepoConfig(
         name="broken", path=str(tree), setup_command="echo resolving; echo 'ERROR: No matching dist'; exit 3"
     )
-    counting = CountingSandbox(_bwrap)
+    counting = CountingSandbox(BWRAP)
     envs = Environments(tmp_path / "envs", counting)
     with pytest.raises(SetupFailed) as first:
         await envs.ensure(repo, tree)
@@ -216,10 +207,10 @@ async def test_the_setup_has_the_network_only_when_the_repository_allows_it(
     tree = write(tmp_path / "tree", {"test_ok.py": "def test_ok():\n    pass\n"})
     connect = f"python -c \"import socket; socket.create_connection(('127.0.0.1', {host_server}), timeout=3)\""
     repo = RepoConfig(name="net", path=str(tree), setup_command=connect, setup_network=network)
-    envs = Environments(tmp_path / "envs", _bwrap)
+    envs = Environments(tmp_path / "envs", BWRAP)
     if network:
         env = await envs.ensure(repo, tree)
-        probe = await inside(_bwrap, env, connect, tree)  # the tests themselves stay offline
+        probe = await inside(BWRAP, env, connect, tree)  # the tests themselves stay offline
         assert probe.exit_code == 1 and ("refused" in probe.output or "unreachable" in probe.output), probe.output
     else:
         with pytest.raises(SetupFailed, match="exit 1"):
@@ -229,8 +220,8 @@ async def test_the_setup_has_the_network_only_when_the_repository_allows_it(
 @needs_bwrap
 async def test_the_environment_is_read_only_to_the_tests(tmp_path: Path) -> None:
     tree = write(tmp_path / "tree", {"test_ok.py": "def test_ok():\n    pass\n"})
-    env = await Environments(tmp_path / "envs", _bwrap).ensure(RepoConfig(name="ro", path=str(tree)), tree)
-    probe = await inside(_bwrap, env, f"touch {env.path}/bin/planted", tree)
+    env = await Environments(tmp_path / "envs", BWRAP).ensure(RepoConfig(name="ro", path=str(tree)), tree)
+    probe = await inside(BWRAP, env, f"touch {env.path}/bin/planted", tree)
     assert probe.exit_code != 0 and not (env.path / "bin" / "planted").exists()
     shutil.rmtree(tree)
 

@@ -9,36 +9,29 @@ import uuid
 import asyncpg
 import pytest
 
-from pagerpatch.incidents import finish_handoff
-from pagerpatch.kernel import bus, store
-from pagerpatch.kernel.runtime import start_service, stop_service
+from pagerpatch.kernel import bus
 from pagerpatch.settings import PolicySettings
 from schemas import subjects
 from schemas.events import (
     ApprovalDecided,
     ApprovalDecidedPayload,
-    DiagnosisReadyPayload,
     FixValidatedPayload,
     RiskAssessment,
     RiskLevel,
-    TestRun,
 )
 from services.review.adapters import PgApprovals
 from services.review.app import bootstrap, create_service
 from services.review.domain import AuditEntry
 from tests.integration.test_runtime import make_settings, stream_events, wait_for
+from tests.support.review import fix_payload
+from tests.support.stages import running_stage
 
 pytestmark = pytest.mark.integration
-SHA = "a" * 40
 
 
 def pending_fix() -> tuple[RiskAssessment, FixValidatedPayload]:
-    diagnosis = DiagnosisReadyPayload(repo="shop", base_commit=SHA, root_cause="KeyError", confidence=0.9)
-    tests = TestRun(command="pytest", passed=True, exit_code=0, duration_s=1.0)
-    fix = FixValidatedPayload(repo="shop", base_commit=SHA, strategy="revert-and-test", patch="", tests=tests,
-                              commit_message="Revert", attempts=1, diagnosis=diagnosis)  # fmt: skip
     risk = RiskAssessment(level=RiskLevel.HIGH, score=3, reasons=["touches migrations/"])
-    return risk, fix
+    return risk, fix_payload(strategy="revert-and-test")
 
 
 def decided(incident: uuid.UUID, account: str) -> ApprovalDecided:
@@ -50,10 +43,7 @@ def decided(incident: uuid.UUID, account: str) -> ApprovalDecided:
 async def test_a_slack_click_counts_only_from_a_listed_approver(nats_url, fresh_db, js, tmp_path) -> None:
     settings = make_settings(nats_url, fresh_db, tmp_path)
     settings = settings.model_copy(update={"policy": PolicySettings(slack_approvers=["U0DANA"])})
-    await bus.setup(js, settings.bus)
-    await store.migrate(fresh_db)
-    svc = await start_service(create_service(), settings, bootstrap, finish=finish_handoff)
-    try:
+    async with running_stage(create_service(), bootstrap, settings, js) as svc:
         incident = uuid.uuid4()
         risk, fix = pending_fix()
         await PgApprovals(svc.pool).request(incident, risk=risk, fix=fix, event_id=uuid.uuid4())
@@ -71,8 +61,6 @@ async def test_a_slack_click_counts_only_from_a_listed_approver(nats_url, fresh_
         await wait_for(lambda: svc.pool.fetchval(status, incident))
         approved = [json.loads(m) for m in await stream_events(js, subjects.FIX_APPROVED)]
         assert [(a["incident_id"], a["payload"]["approved_by"]) for a in approved] == [(str(incident), "user-U0DANA")]
-    finally:
-        await stop_service(svc)
 
 
 def entry(incident: uuid.UUID, action: str, **details: object) -> AuditEntry:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,12 +17,9 @@ from nats.js import JetStreamContext
 
 from pagerpatch.git import workspace
 from pagerpatch.git.worktrees import Workspaces
-from pagerpatch.incidents import finish_handoff
-from pagerpatch.kernel import bus, store
-from pagerpatch.kernel.runtime import start_service, stop_service
+from pagerpatch.kernel import bus
 from pagerpatch.settings import RepoConfig
 from pagerpatch.traces import symbols
-from pagerpatch.traces.stacktrace import ParsedTrace, parse_trace
 from schemas import subjects
 from schemas.events import IncidentOpened, IncidentOpenedPayload, Severity
 from services.diagnosis.adapters import GitCheckouts, GitHistory
@@ -35,7 +29,8 @@ from services.diagnosis.domain.report import SuspectReport
 from services.diagnosis.memory import MemoryAudit, MemoryRepos
 from services.diagnosis.usecase import Diagnosis, find_suspect
 from tests.integration.test_runtime import make_settings, stream_events, wait_done, wait_for
-from tests.support.git import git
+from tests.support.git import Repo
+from tests.support.stages import running_stage
 
 pytestmark = [
     pytest.mark.integration,
@@ -48,47 +43,9 @@ GUARDED_AVERAGE = "def average(values):\n    if not values:\n        return 0.0\
 TIDY_AVERAGE = "def average(values):\n    return sum(values) / len(values)\n"
 
 
-@dataclass
-class Repo:
-    """A test repository whose commits get strictly increasing, explicit dates."""
-
-    path: Path
-    count: int = 0
-
-    def git(self, *args: str, date: str = "2024-03-01T12:00:00+01:00", who: str = "Dana") -> str:
-        return git(self.path, *args, date=date, who=who)
-
-    def commit(self, files: dict[str, str], message: str, who: str = "Dana") -> str:
-        for rel, text in files.items():
-            (self.path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.path / rel).write_text(text)
-        self.count += 1
-        date = f"2024-03-{self.count:02d}T12:00:00+01:00"
-        self.git("add", "--all")
-        self.git("commit", "-q", "-m", message, date=date, who=who)
-        return self.git("rev-parse", "HEAD").strip()
-
-    def run(self, code: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-B", "-c", code], cwd=self.path, capture_output=True, text=True, timeout=60, check=False
-        )
-
-    def trace(self, code: str) -> ParsedTrace:
-        """The real traceback `code` raises at the checked-out commit, parsed."""
-        proc = self.run(code)
-        assert proc.returncode != 0, proc.stdout
-        parsed = parse_trace(proc.stderr)
-        assert parsed is not None, proc.stderr
-        return parsed
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
-    path = tmp_path / "ledger repo"
-    path.mkdir()
-    r = Repo(path)
-    r.git("init", "-q", "--initial-branch=main")
-    return r
+    return Repo.init(tmp_path / "ledger repo")
 
 
 def defines(path: Path, file: str, function: str) -> bool:
@@ -356,10 +313,7 @@ async def test_the_service_skips_an_incident_without_repository_and_diagnoses_on
     settings = make_settings(nats_url, fresh_db, tmp_path).model_copy(
         update={"repos": [RepoConfig(name="ledger", path=str(repo.path), services=["ledger-api"])]}
     )
-    await bus.setup(js, settings.bus)
-    await store.migrate(fresh_db)
-    svc = await start_service(create_service(), settings, bootstrap, finish=finish_handoff)
-    try:
+    async with running_stage(create_service(), bootstrap, settings, js) as svc:
         fields = {"fingerprint": "f" * 16, "title": "average fails", "service": "ledger-api", "severity": Severity.P2}
         orphan = IncidentOpened.create(IncidentOpenedPayload(**fields), source="triage", incident_id=uuid.uuid4())
         await bus.publish(svc.broker, orphan)
@@ -376,5 +330,3 @@ async def test_the_service_skips_an_incident_without_repository_and_diagnoses_on
         assert [(r["incident_id"], r["payload"]["suspect_commit"]["sha"]) for r in ready] == [
             (str(opened.incident_id), bad)
         ]
-    finally:
-        await stop_service(svc)

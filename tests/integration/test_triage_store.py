@@ -30,6 +30,7 @@ from services.triage.adapters import PgTriageStore, prune
 from services.triage.app import bootstrap, create_service
 from services.triage.ports import NoHint, TriageStore
 from services.triage.settings import TriageConfig
+from tests.support.streams import delete_streams
 
 pytestmark = pytest.mark.integration
 
@@ -186,11 +187,7 @@ async def test_the_service_triages_from_the_stream_and_incidents_show_explains(
     settings = base.model_copy(update={"nats_url": nats_url})
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    for s in streams.STREAMS:
-        try:
-            await js.delete_stream(s.name)
-        except nats.js.errors.NotFoundError:
-            pass
+    await delete_streams(js)
     await bus.setup(js, settings.bus, consumer_defs=[streams.consumer("triage")])
     svc = await start_service(create_service(), settings, bootstrap, finish=finish_handoff)
     try:

@@ -1,17 +1,22 @@
-"""`pagerpatch eval fixes` without servers: choosing scenarios, reading outcomes from events, the cosmetic check,
-and the report's figures and verdict."""
+"""`pagerpatch eval fixes` without servers: reading the scenario files, choosing scenarios, reading outcomes from
+events, the cosmetic check, and the report's figures and verdict."""
 
 from __future__ import annotations
 
+import fnmatch
+import re
+import tomllib
 import uuid
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 import typer
 
 from pagerpatch.cli import eval_fixes
-from pagerpatch.ops.fixes_eval import catalog
-from pagerpatch.ops.fixes_eval.history import Expected
+from pagerpatch.ops.demo_repo import ALICE
+from pagerpatch.ops.fixes_eval import catalog, spec
+from pagerpatch.ops.fixes_eval.history import BuildError, Edit, Expected
 from pagerpatch.ops.fixes_eval.outcome import Observed, PipelineOutcome, cosmetic_reason, read_outcome
 from pagerpatch.ops.fixes_eval.report import (
     TABLE_HEADER,
@@ -70,6 +75,108 @@ def test_select_by_name_or_letter_keeps_catalog_order() -> None:
 def test_select_names_the_known_scenarios_when_one_is_unknown() -> None:
     with pytest.raises(catalog.UnknownScenario, match=r"unknown scenario.*nope.*a=docstring"):
         catalog.select(["nope"])
+
+
+def test_each_scenario_file_is_named_by_its_letter_and_name() -> None:
+    folder = Path(spec.__file__).parent / spec.SCENARIO_FOLDER
+    assert sorted(p.name for p in folder.glob("*.toml")) == [f"{s.letter}-{s.name}.toml" for s in catalog.SCENARIOS]
+
+
+def test_the_scenario_files_ship_as_package_data() -> None:
+    """Every scenario file matches a package-data glob, so an installed `pagerpatch eval fixes` has all of them."""
+    package = Path(spec.__file__).parent
+    globs = tomllib.loads((package.parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = [p.relative_to(package).as_posix() for p in (package / spec.SCENARIO_FOLDER).iterdir()]
+    assert len(files) == len(catalog.SCENARIOS)
+    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, g) for g in globs["pagerpatch.ops.fixes_eval"])]
+    assert missing == [], "add these to [tool.setuptools.package-data] in pyproject.toml"
+
+
+# ---------------------------------------------------------------- scenario files
+
+_SPEC = """
+name = "tiny"
+letter = "z"
+title = "a tiny scenario"
+expected = "unproven"
+cosmetic = ["docs"]
+trigger = "import tiny.core\\n"
+oracle = "def test_x() -> None:\\n    pass\\n"
+
+[[steps]]
+key = "bug"
+message = "Initial import of tiny"
+author = "alice"
+date = "2024-01-01T00:00:00+00:00"
+package = "tiny"
+
+[steps.files]
+"tiny/core.py" = '''
+raise ValueError("tiny")
+'''
+
+[[steps]]
+key = "docs"
+message = '''
+docs: drop the notes
+
+They were out of date.
+'''
+author = "dan"
+date = "2024-01-02T00:00:00+00:00"
+delete = ["NOTES.md"]
+
+[[steps.edits]]
+file = "tiny/core.py"
+old = '"tiny"'
+new = '"tiny!"'
+"""
+
+
+def test_a_scenario_file_reads_as_the_scenario_it_describes() -> None:
+    s = spec.parse_scenario(_SPEC)
+    assert (s.name, s.letter, s.expected, s.cosmetic, s.bug, s.frame_vars, s.mentions) == (
+        "tiny", "z", "unproven", ("docs",), "bug", False, None)  # fmt: skip
+    first, docs = s.steps
+    package = {".gitignore": spec.GITIGNORE, "pyproject.toml": spec.pyproject("tiny"), "tiny/__init__.py": ""}
+    assert first.files == {**package, "tiny/core.py": 'raise ValueError("tiny")\n'}
+    assert (first.key, first.message, first.author, first.edits) == ("bug", "Initial import of tiny\n", ALICE, ())
+    assert (docs.message, docs.author) == ("docs: drop the notes\n\nThey were out of date.\n", spec.DAN)
+    assert docs.files == {"NOTES.md": None} and docs.edits == (Edit("tiny/core.py", '"tiny"', '"tiny!"'),)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("title = ", "titel = ", "unknown key(s) titel"),
+        ('expected = "unproven"', 'expected = "maybe"', "expected one of proved, unproven, refused, not 'maybe'"),
+        ('author = "dan"', 'author = "eve"', "step 2: expected one of alice, bob, carol, dan, not 'eve'"),
+        ("old = ", "olde = ", "step 2: unknown key(s) olde"),
+        ('cosmetic = ["docs"]', 'cosmetic = "docs"', "expected an array"),
+        ('letter = "z"\n', "", "missing 1 required positional argument: 'letter'"),
+        ('package = "tiny"', "package = 1", "step 1: expected a string, not 1"),
+        ("trigger = ", "trigger = = ", "Invalid value"),  # TOML itself
+    ],
+)
+def test_a_scenario_file_with_a_mistake_fails_loudly(old: str, new: str, says: str) -> None:
+    assert old in _SPEC
+    with pytest.raises(BuildError, match=re.escape("tiny.toml: ") + ".*" + re.escape(says)):
+        spec.parse_scenario(_SPEC.replace(old, new, 1), "tiny.toml")
+
+
+def test_a_scenario_without_steps_fails_loudly() -> None:
+    fields = _SPEC[: _SPEC.index("[[steps]]")]
+    with pytest.raises(BuildError, match=r"tiny.toml: .*'steps'"):
+        spec.parse_scenario(fields, "tiny.toml")
+    with pytest.raises(BuildError, match=re.escape("tiny.toml: a scenario needs at least one [[steps]]")):
+        spec.parse_scenario(fields + "steps = []\n", "tiny.toml")
+
+
+def test_a_folder_of_scenario_files_loads_in_letter_order(tmp_path: Path) -> None:
+    (tmp_path / "b.toml").write_text(_SPEC)
+    (tmp_path / "a.toml").write_text(_SPEC.replace('letter = "z"', 'letter = "y"').replace('"tiny"', '"other"', 1))
+    (tmp_path / "notes.md").write_text("not a scenario")
+    assert [(s.letter, s.name) for s in spec.load_scenarios(tmp_path)] == [("y", "other"), ("z", "tiny")]
 
 
 # ---------------------------------------------------------------- outcome

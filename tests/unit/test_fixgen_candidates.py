@@ -10,7 +10,6 @@ import pytest
 
 from pagerpatch.git.workspace import RevertResult
 from pagerpatch.sandbox import SandboxResult
-from pagerpatch.settings import RepoConfig
 from schemas.events import (
     DiagnosisReadyPayload,
     Evidence,
@@ -22,36 +21,15 @@ from schemas.events import (
 from services.fixgen import domain
 from services.fixgen.memory import (
     DIFF,
-    MemoryRepos,
     RecordingBreakers,
     ScriptedReverter,
     ScriptedTestRunner,
+    calc_diff,
     report,
     sandbox_result,
 )
-from services.fixgen.usecase import MAX_TEST_RUNS, FixGenerator, FixOutcome
-
-BASE = "a" * 40
-SUSPECT = SuspectCommit(sha="b" * 40, subject="Divide totals by the item count")
-INCIDENT = uuid.UUID("6a1f0c3e-2b4d-4e5f-8a9b-0c1d2e3f4a5b")
-REPO = RepoConfig(name="calc", path="/srv/calc", test_command="python -m pytest -q")
-PASSED = sandbox_result(REPO.test_command, output="============ 12 passed in 0.31s ============\n")
-
-
-def diagnosis(suspect: SuspectCommit | None = SUSPECT) -> DiagnosisReadyPayload:
-    return DiagnosisReadyPayload(
-        repo=REPO.name, base_commit=BASE, root_cause="ZeroDivisionError in total()", suspect_commit=suspect,
-        confidence=0.9,
-    )  # fmt: skip
-
-
-def fixgen(reverter: ScriptedReverter, runner: ScriptedTestRunner) -> FixGenerator:
-    return FixGenerator(repos=MemoryRepos.of(REPO), reverter=reverter, tests=runner, sandbox_problem=None, timeout_s=42)
-
-
-async def run(gen: FixGenerator, d: DiagnosisReadyPayload | None = None) -> FixOutcome:
-    return await gen.revert_and_test(d or diagnosis(), REPO, INCIDENT, RecordingBreakers())
-
+from services.fixgen.usecase import MAX_TEST_RUNS
+from tests.support.fixgen import INCIDENT, PASSED, REPO, SUSPECT, diagnosis, fixgen, run
 
 SECOND = SuspectCommit(sha="d" * 40, subject="Cache totals per cart")
 THIRD = SuspectCommit(sha="e" * 40, subject="Round totals")
@@ -59,15 +37,7 @@ TRACE = [  # a trace from a test run: its innermost repository frame, then the t
     Evidence(file="app/calc.py", line=2, function="total"),
     Evidence(file="tests/test_calc.py", line=5, function="test_total"),
 ]
-DOCSTRING_ONLY = """\
-diff --git a/app/calc.py b/app/calc.py
---- a/app/calc.py
-+++ b/app/calc.py
-@@ -1,2 +1,2 @@
- def total(items):
--    \"\"\"Sum of the items.\"\"\"
-+    \"\"\"The sum of the items.\"\"\"
-"""
+DOCSTRING_ONLY = calc_diff('"""Sum of the items."""', '"""The sum of the items."""')
 ELSEWHERE = DIFF.replace("app/calc.py", "app/report.py")
 
 

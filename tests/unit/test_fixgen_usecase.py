@@ -14,7 +14,7 @@ from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.kernel.errors import Poison, Transient
 from pagerpatch.kernel.runtime import StageContext
 from pagerpatch.sandbox import SandboxError, SandboxResult
-from pagerpatch.settings import RepoConfig, Settings
+from pagerpatch.settings import Settings
 from schemas import streams
 from schemas.events import (
     DiagnosisReady,
@@ -23,26 +23,19 @@ from schemas.events import (
     FixFailedPayload,
     FixValidated,
     FixValidatedPayload,
-    SuspectCommit,
 )
 from services.fixgen import domain, handlers
 from services.fixgen.memory import (
     DIFF,
-    MemoryRepos,
     RecordingBreakers,
     ScriptedReverter,
     ScriptedTestRunner,
     sandbox_result,
 )
 from services.fixgen.ports import GIT_FAILURES, SANDBOX_FAILURES
-from services.fixgen.usecase import FixGenerator, FixOutcome
+from services.fixgen.usecase import FixGenerator
+from tests.support.fixgen import BASE, INCIDENT, PASSED, REPO, SUSPECT, TIMEOUT_S, diagnosis, fixgen, run
 
-BASE = "a" * 40
-SUSPECT = SuspectCommit(sha="b" * 40, subject="Divide totals by the item count")
-INCIDENT = uuid.UUID("6a1f0c3e-2b4d-4e5f-8a9b-0c1d2e3f4a5b")
-REPO = RepoConfig(name="calc", path="/srv/calc", test_command="python -m pytest -q")
-TIMEOUT_S = 42.0
-PASSED = sandbox_result(REPO.test_command, output="============ 12 passed in 0.31s ============\n")
 FAILED = sandbox_result(
     REPO.test_command, exit_code=1, output="============ 1 failed, 11 passed in 0.40s ===========\n"
 )
@@ -50,26 +43,6 @@ FAILED = sandbox_result(
 
 def contention() -> GitError:
     return GitError(("revert",), 128, "fatal: Unable to create '/w/.git/index.lock': File exists.")
-
-
-def diagnosis(suspect: SuspectCommit | None = SUSPECT) -> DiagnosisReadyPayload:
-    return DiagnosisReadyPayload(
-        repo=REPO.name, base_commit=BASE, root_cause="ZeroDivisionError in total()", suspect_commit=suspect,
-        confidence=0.9,
-    )  # fmt: skip
-
-
-def fixgen(reverter: ScriptedReverter, runner: ScriptedTestRunner | None, problem: str | None = None) -> FixGenerator:
-    return FixGenerator(
-        repos=MemoryRepos.of(REPO), reverter=reverter, tests=runner, sandbox_problem=problem, timeout_s=TIMEOUT_S
-    )
-
-
-async def run(
-    gen: FixGenerator, d: DiagnosisReadyPayload | None = None, breakers: RecordingBreakers | None = None
-) -> FixOutcome:
-    """The use case for INCIDENT on REPO, through the kernel's (in-process) breakers."""
-    return await gen.revert_and_test(d or diagnosis(), REPO, INCIDENT, breakers or RecordingBreakers())
 
 
 # ---------------------------------------------------------------- verdicts before any worktree

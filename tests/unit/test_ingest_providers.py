@@ -13,7 +13,7 @@ import pytest
 
 from pagerpatch.settings import IngestSettings
 from schemas.events import AlertReceived, ApprovalDecided, PrEvent, TaskRequested
-from services.ingest.providers import PROVIDERS, Context, Delivery, Rejection, WebhookRequest, sns
+from services.ingest.providers import PROVIDERS, Context, Delivery, Rejection, WebhookRequest, resources, sns
 from tests.support.ingest import (
     CERT_URL,
     TOPIC,
@@ -579,3 +579,78 @@ def test_malformed_payloads_are_refused_400_with_a_reason(
     rej = PROVIDERS[provider].normalize(request(headers, body), ctx())
     assert isinstance(rej, Rejection) and reason in rej.reason
     assert rej.status == (401 if provider == "linear" else 400)
+
+
+# ---------------------------------------------------------------- what a Prometheus alert is about (issue 17)
+
+KSM = {"job": "kube-state-metrics", "instance": "10.244.3.17:8080", "service": "kube-state-metrics"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "resource"),
+    [
+        ({**KSM, "namespace": "shop", "pod": "api-7f9c8d6b5-x2x7q", "container": "api"},
+         "shop/api-7f9c8d6b5-x2x7q/api"),
+        ({**KSM, "namespace": "shop", "pod": "api-7f9c8d6b5-x2x7q"}, "shop/api-7f9c8d6b5-x2x7q"),
+        ({"job": "kubelet", "instance": "10.0.1.12:10250", "namespace": "shop", "pod": "api-0", "container": "POD",
+          "id": "/kubepods/x", "name": "k8s_POD_api-0"}, "shop/api-0"),  # cAdvisor's pause container
+        ({"job": "kubelet", "instance": "10.0.1.12:10250", "node": "n1", "namespace": "db",
+          "persistentvolumeclaim": "data-db-0"}, "db/persistentvolumeclaim/data-db-0"),
+        ({**KSM, "namespace": "shop", "deployment": "cart"}, "shop/deployment/cart"),
+        ({**KSM, "namespace": "batch", "job_name": "nightly-28612345"}, "batch/job/nightly-28612345"),
+        ({**KSM, "node": "ip-10-0-1-12.ec2.internal", "condition": "Ready"}, "ip-10-0-1-12.ec2.internal"),
+        ({"job": "node-exporter", "instance": "10.0.4.21:9100", "device": "/dev/sdb", "mountpoint": "/data"},
+         "10.0.4.21:9100:/data"),
+        ({"job": "api", "instance": "10.0.0.1:8080"}, "10.0.0.1:8080"),
+        ({"alertname": "Watchdog"}, None),
+    ],
+)  # fmt: skip
+def test_the_resource_is_what_the_alert_is_about(labels: dict[str, str], resource: str | None) -> None:
+    assert resources.resource_of(labels) == resource
+
+
+def test_alertmanager_pods_of_kube_state_metrics_are_separate_resources_and_resolutions_keep_their_end() -> None:
+    def entry(pod: str, status: str) -> dict[str, Any]:
+        return {"status": status, "labels": {"alertname": "KubePodCrashLooping", **KSM, "namespace": "shop",
+                                             "pod": pod, "container": "api", "severity": "warning"},
+                "annotations": {"summary": "Pod is crash looping."}, "startsAt": "2024-06-03T09:00:00Z",
+                "endsAt": "2024-06-03T09:50:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+                "fingerprint": pod}  # fmt: skip
+
+    body = json.dumps({**ALERTMANAGER, "alerts": [entry("api-1", "resolved"), entry("api-2", "firing")]}).encode()
+    first, second = (e.payload for e in run("alertmanager", {"authorization": f"Bearer {SECRET}"}, body).events)  # type: ignore[attr-defined]
+    assert (first.resource, second.resource) == ("shop/api-1/api", "shop/api-2/api")
+    assert first.occurred_at == datetime(2024, 6, 3, 9, 50, tzinfo=UTC)  # when it resolved, not when it started
+    assert second.occurred_at == datetime(2024, 6, 3, 9, 0, tzinfo=UTC)  # a repeat keeps its start
+
+
+def test_grafana_datasource_nodata_carries_a_noise_hint() -> None:
+    nodata = {"status": "firing", "labels": {"alertname": "DatasourceNoData", "rulename": "Checkout 5xx",
+                                             "datasource_uid": "P1809F7CD0C75ACF3", "ref_id": "A"},
+              "annotations": {}, "startsAt": "2024-06-03T09:58:00Z", "fingerprint": "n1"}  # fmt: skip
+    body = json.dumps({**ALERTMANAGER, "alerts": [nodata, ALERTMANAGER["alerts"][0]]}).encode()  # type: ignore[index]
+    hinted, plain = (e.payload for e in run("grafana", {"authorization": f"Bearer {SECRET}"}, body).events)  # type: ignore[attr-defined]
+    assert (hinted.noise_hint, plain.noise_hint) == ("datasource_nodata", None)
+
+
+def test_sentry_renders_java_causes_as_a_jvm_prints_them_and_ruby_backtraces() -> None:
+    from services.ingest.providers.sentry import render_trace
+
+    def frame(module: str, function: str, line: int) -> dict[str, Any]:
+        return {"module": module, "function": function, "filename": module.rsplit(".", 1)[-1] + ".java", "lineno": line}
+
+    java = render_trace({"platform": "java", "exception": {"values": [
+        {"type": "NullPointerException", "module": "java.lang", "value": "x",
+         "stacktrace": {"frames": [frame("com.acme.Api", "run", 9), frame("com.acme.Pricing", "quote", 88)]}},
+        {"type": "IllegalStateException", "module": "java.lang", "value": "wrapped",
+         "stacktrace": {"frames": [frame("com.acme.Api", "run", 10)]}},
+    ]}})  # fmt: skip
+    assert java == (
+        "java.lang.IllegalStateException: wrapped\n\tat com.acme.Api.run(Api.java:10)\n"
+        "Caused by: java.lang.NullPointerException: x\n\tat com.acme.Pricing.quote(Pricing.java:88)\n"
+        "\tat com.acme.Api.run(Api.java:9)"
+    )
+    ruby = render_trace({"platform": "ruby", "exception": {"values": [{"type": "NoMethodError", "value": "m",
+        "stacktrace": {"frames": [{"abs_path": "app/a.rb", "function": "show", "lineno": 5},
+                                  {"abs_path": "app/b.rb", "function": "total", "lineno": 12}]}}]}})  # fmt: skip
+    assert ruby == "NoMethodError: m\n  app/b.rb:12:in 'total'\n  app/a.rb:5:in 'show'"

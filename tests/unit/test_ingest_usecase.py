@@ -34,6 +34,7 @@ from tests.support.ingest import (
     generic_headers,
     github_headers,
 )
+from tests.support.ports import memory
 
 NOW = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 SECRET = "usecase-secret"
@@ -79,18 +80,15 @@ async def post(deps: IngestDeps, provider: str, body: bytes, headers: dict[str, 
 
 
 def publisher(deps: IngestDeps) -> MemoryPublisher:
-    assert isinstance(deps.publisher, MemoryPublisher)
-    return deps.publisher
+    return memory(deps.publisher, MemoryPublisher)
 
 
 def ledger(deps: IngestDeps) -> MemoryDeliveryStore:
-    assert isinstance(deps.deliveries, MemoryDeliveryStore)
-    return deps.deliveries
+    return memory(deps.deliveries, MemoryDeliveryStore)
 
 
 def sns(deps: IngestDeps) -> MemorySns:
-    assert isinstance(deps.sns, MemorySns)
-    return deps.sns
+    return memory(deps.sns, MemorySns)
 
 
 # ---------------------------------------------------------------- accepted

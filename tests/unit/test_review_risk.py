@@ -6,8 +6,6 @@ import pytest
 
 from schemas.events import (
     ApprovalDecidedPayload,
-    DiagnosisReadyPayload,
-    FixValidatedPayload,
     RiskAssessment,
     RiskLevel,
     TestRun,
@@ -23,6 +21,7 @@ from services.review.domain import (
     needs_approval,
     refusal,
 )
+from tests.support.review import fix_payload
 
 PATTERNS = ("deploy/**", "*.sql", "infra/", "Dockerfile", "secrets")
 
@@ -261,14 +260,6 @@ def test_an_unproven_fix_always_waits_whatever_the_threshold(threshold: RiskLeve
     assert must_wait(proved, assess(proved, policy), policy) is needs_approval(assess(proved, policy), policy)
 
 
-def _validated(**fields: object) -> FixValidatedPayload:
-    diagnosis = DiagnosisReadyPayload(repo="shop", base_commit="a" * 40, root_cause="KeyError", confidence=0.9)
-    tests = TestRun(command="pytest", passed=True, exit_code=0, duration_s=1.0)
-    return FixValidatedPayload.model_validate({"repo": "shop", "base_commit": "a" * 40, "strategy": "revert-suspect",
-                                               "patch": "", "commit_message": "Revert", "attempts": 1,
-                                               "tests": tests, "diagnosis": diagnosis, **fields})  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("fields", "proved", "removed"),
     [
@@ -278,5 +269,40 @@ def _validated(**fields: object) -> FixValidatedPayload:
     ],
 )
 def test_facts_of_reads_the_proof_and_the_removed_tests(fields: dict[str, object], proved: bool, removed: int) -> None:
-    got = facts_of(_validated(**fields))
+    got = facts_of(fix_payload(**fields))
     assert (got.proved, got.removed_tests) == (proved, removed)
+
+
+def _run(passed: bool, failed: list[str]) -> TestRun:
+    return TestRun(command="pytest", passed=passed, exit_code=0 if passed else 1, duration_s=1.0, failed_tests=failed)
+
+
+@pytest.mark.parametrize(
+    ("base_failed", "after_failed", "baseline_failures"),
+    [
+        (["t::old"], ["t::old"], 1),  # the red suite was red before: judged by what the change made worse
+        (["t::old", "t::bug"], ["t::old"], 1),
+        (["t::old"], ["t::old", "t::new"], 0),  # a new failure: the tests did not pass
+        ([], ["t::new"], 0),
+        ([f"t::{i}" for i in range(50)], [f"t::{i}" for i in range(50)], 0),  # a capped list proves nothing
+    ],
+)
+def test_failures_already_failing_at_the_base_do_not_count_against_a_proved_fix(
+    base_failed: list[str], after_failed: list[str], baseline_failures: int
+) -> None:
+    fix = fix_payload(
+        tests=_run(False, after_failed),
+        base_tests=_run(False, base_failed),
+        proof="proved",
+        fixed_tests=["t::bug"],
+        files_changed=["shop/pricing.py"],
+        lines_added=1,
+    )
+    facts = facts_of(fix)
+    assert facts.baseline_failures == baseline_failures
+    risk = assess(facts, RiskPolicy())
+    if baseline_failures:
+        assert facts.tests_passed and risk.level == RiskLevel.MEDIUM
+        assert any("already failing at the base commit still fail" in r for r in risk.reasons)
+    else:
+        assert not facts.tests_passed and risk.level == RiskLevel.CRITICAL

@@ -16,19 +16,19 @@ from schemas.events import (
     ApprovalDecided,
     ApprovalDecidedPayload,
     ApprovalRequested,
-    DiagnosisReadyPayload,
     FixApproved,
     FixRejected,
     FixValidated,
     FixValidatedPayload,
     RiskAssessment,
     RiskLevel,
-    TestRun,
 )
 from services.review import handlers
 from services.review.domain import UNPROVEN, RiskPolicy
 from services.review.memory import MemoryApprovals, MemoryAudit
 from services.review.usecase import Review
+from tests.support.ports import memory
+from tests.support.review import fix_payload
 
 SHA = "b" * 40
 INCIDENT = uuid.UUID("6a1f0c3e-2b4d-4e5f-8a9b-0c1d2e3f4a5b")
@@ -41,13 +41,11 @@ def review() -> Review:
 
 
 def approvals_of(r: Review) -> MemoryApprovals:
-    assert isinstance(r.approvals, MemoryApprovals)
-    return r.approvals
+    return memory(r.approvals, MemoryApprovals)
 
 
 def audit_of(r: Review) -> MemoryAudit:
-    assert isinstance(r.audit, MemoryAudit)
-    return r.audit
+    return memory(r.audit, MemoryAudit)
 
 
 def validated(
@@ -56,12 +54,9 @@ def validated(
     proof: Literal["proved", "unproven"] = "proved",
     removed_tests: tuple[str, ...] = (),
 ) -> FixValidated:
-    diagnosis = DiagnosisReadyPayload(repo="shop", base_commit=SHA, root_cause="KeyError", confidence=0.9)
-    tests = TestRun(command="pytest", passed=True, exit_code=0, summary="12 passed", duration_s=1.5)
-    fix = FixValidatedPayload(repo="shop", base_commit=SHA, strategy="revert-suspect", patch="diff --git a/x b/x\n",
-                              commit_message="Revert coupons\n\nbody", files_changed=list(files), lines_added=3,
-                              lines_removed=2, tests=tests, attempts=1, diagnosis=diagnosis, proof=proof,
-                              removed_tests=list(removed_tests))  # fmt: skip
+    fix = fix_payload(base_commit=SHA, summary="12 passed", patch="diff --git a/x b/x\n",
+                      commit_message="Revert coupons\n\nbody", files_changed=list(files), lines_added=3,
+                      lines_removed=2, proof=proof, removed_tests=list(removed_tests))  # fmt: skip
     return FixValidated.create(fix, source="fixgen", incident_id=incident)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pagerpatch.traces import symbols
+from pagerpatch.traces import identity, symbols
 from pagerpatch.traces.stacktrace import (
     PARSERS,
     Frame,
@@ -13,6 +13,7 @@ from pagerpatch.traces.stacktrace import (
     JavaScriptParser,
     ParsedTrace,
     PythonParser,
+    RubyParser,
     TraceParser,
     is_foreign_path,
     map_frames_to_repo,
@@ -161,6 +162,30 @@ github.com/shop/orders.(*Service).Place.func1()
 """
 
 
+RUBY_UNCAUGHT = """\
+/app/app/models/order.rb:12:in `total': undefined method `price' for nil:NilClass (NoMethodError)
+\tfrom /app/app/controllers/orders_controller.rb:5:in `block in show'
+\tfrom /usr/lib/ruby/gems/3.2.0/gems/actionpack-7.1.3/lib/action_controller/metal.rb:227:in `dispatch'
+"""
+
+RUBY_34 = """\
+/app/app/models/order.rb:12:in 'Order#total': undefined method 'price' for nil (NoMethodError)
+\tfrom /app/app/controllers/orders_controller.rb:5:in 'OrdersController#show'
+"""
+
+RUBY_RAILS_LOG = """\
+Completed 500 Internal Server Error in 12ms
+ActiveRecord::RecordNotFound (Couldn't find Order with 'id'=17):
+  app/controllers/orders_controller.rb:5:in `show'
+"""
+
+JAVA_FROM_SENTRY = """\
+NullPointerException: Cannot invoke "Order.total()" because "order" is null
+\tat com.acme.orders.Pricing.quote(Pricing.java:88)
+\tat com.acme.orders.Api.checkout(Api.java:41)
+"""
+
+
 def _f(file: str, line: int | None, function: str | None) -> tuple[str, int | None, str | None]:
     return (file, line, function)
 
@@ -284,6 +309,48 @@ def _f(file: str, line: int | None, function: str | None) -> tuple[str, int | No
             [_f("/build/orders/service.go", 88, "github.com/shop/orders.(*Service).Place.func1")],
             id="go-recovered-custom-panic",
         ),
+        pytest.param(
+            RUBY_UNCAUGHT,
+            "ruby",
+            "NoMethodError",
+            "undefined method `price' for nil:NilClass",
+            [
+                _f("/usr/lib/ruby/gems/3.2.0/gems/actionpack-7.1.3/lib/action_controller/metal.rb", 227, "dispatch"),
+                _f("/app/app/controllers/orders_controller.rb", 5, "block in show"),
+                _f("/app/app/models/order.rb", 12, "total"),
+            ],
+            id="ruby-uncaught",
+        ),
+        pytest.param(
+            RUBY_34,
+            "ruby",
+            "NoMethodError",
+            "undefined method 'price' for nil",
+            [
+                _f("/app/app/controllers/orders_controller.rb", 5, "OrdersController#show"),
+                _f("/app/app/models/order.rb", 12, "Order#total"),
+            ],
+            id="ruby-3.4-quotes-and-class-labels",
+        ),
+        pytest.param(
+            RUBY_RAILS_LOG,
+            "ruby",
+            "ActiveRecord::RecordNotFound",
+            "Couldn't find Order with 'id'=17",
+            [_f("app/controllers/orders_controller.rb", 5, "show")],
+            id="ruby-rails-log",
+        ),
+        pytest.param(
+            JAVA_FROM_SENTRY,
+            "java",
+            "NullPointerException",
+            'Cannot invoke "Order.total()" because "order" is null',
+            [
+                _f("com/acme/orders/Api.java", 41, "Api.checkout"),
+                _f("com/acme/orders/Pricing.java", 88, "Pricing.quote"),
+            ],
+            id="java-bare-exception-type",
+        ),
     ],
 )
 def test_parse_trace(
@@ -348,9 +415,10 @@ def test_java_frames_carry_the_qualified_class_and_js_frames_the_column() -> Non
         (PythonParser(), PY_SIMPLE, [JAVA_SIMPLE, GO_PANIC, JS_NODE]),
         (JavaParser(), JAVA_CAUSED_BY, [PY_SIMPLE, GO_PANIC, JS_NODE]),
         (GoParser(), GO_PANIC, [PY_SIMPLE, JAVA_SIMPLE, JS_NODE]),
-        (JavaScriptParser(), JS_NODE, [PY_SIMPLE, JAVA_SIMPLE, GO_PANIC]),
+        (JavaScriptParser(), JS_NODE, [PY_SIMPLE, JAVA_SIMPLE, GO_PANIC, RUBY_UNCAUGHT]),
+        (RubyParser(), RUBY_UNCAUGHT, [PY_SIMPLE, JAVA_SIMPLE, GO_PANIC, JS_NODE]),
     ],
-    ids=["python", "java", "go", "javascript"],
+    ids=["python", "java", "go", "javascript", "ruby"],
 )
 def test_each_parser_detects_only_its_language(parser: TraceParser, sample: str, others: list[str]) -> None:
     assert parser.detect(sample)
@@ -360,7 +428,17 @@ def test_each_parser_detects_only_its_language(parser: TraceParser, sample: str,
 
 
 def test_every_language_has_a_registered_parser() -> None:
-    assert {p.language for p in PARSERS} == {"python", "javascript", "java", "go"}
+    assert {p.language for p in PARSERS} == {"python", "javascript", "java", "go", "ruby"}
+
+
+def test_native_js_frames_are_skipped_however_they_are_printed() -> None:
+    node = parse_trace(
+        "TypeError: x\n    at f (/app/a.js:1:2)\n    at Array.map (<anonymous>)\n    at g (/app/b.js:3:4)"
+    )
+    sentry = parse_trace("TypeError: x\n    at f (/app/a.js:1:0)\n    at Array.map (<anonymous>:0:0)\n"
+                         "    at g (/app/b.js:3:0)")  # fmt: skip
+    assert node is not None and sentry is not None
+    assert [f.function for f in node.frames] == [f.function for f in sentry.frames] == ["g", "f"]
 
 
 REPO_FILES = {
@@ -487,3 +565,64 @@ FUNCTION_FILES = {
 )
 def test_defines(file: str, function: str, exists: bool) -> None:
     assert symbols.defines(FUNCTION_FILES.get(file, ""), file, function) is exists
+
+
+# ---------------------------------------------------------------- identity: one error, whatever printed it
+
+
+@pytest.mark.parametrize(
+    ("qualified", "bare"),
+    [
+        ("httpx.ReadTimeout", "ReadTimeout"),
+        ("psycopg2.OperationalError", "OperationalError"),
+        ("java.lang.NullPointerException", "NullPointerException"),
+        ("ActiveRecord::RecordNotFound", "RecordNotFound"),
+        ("KeyError", "KeyError"),
+        ("runtime error", "runtime error"),  # Go's panic kinds are not class paths
+    ],
+)
+def test_exception_class_is_the_bare_name(qualified: str, bare: str) -> None:
+    assert identity.exception_class(qualified) == bare
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        pytest.param(
+            'Traceback (most recent call last):\n  File "/srv/app/pay/client.py", line 9, in charge\n'
+            "httpx.ReadTimeout: timed out\n",
+            'Traceback (most recent call last):\n  File "/srv/app/pay/client.py", line 11, in charge\n'
+            "ReadTimeout: timed out\n",
+            id="python-qualified-and-bare",
+        ),
+        pytest.param(
+            JAVA_SIMPLE.replace("java.lang.NullPointerException", "NullPointerException"),
+            JAVA_SIMPLE,
+            id="java-qualified-and-bare",
+        ),
+        pytest.param(
+            JAVA_CAUSED_BY, JAVA_CAUSED_BY.replace("lambda$apply$0", "lambda$apply$3"), id="java-lambda-numbering"
+        ),
+        pytest.param(
+            RUBY_34,
+            RUBY_34.replace("'Order#total'", "`total'").replace("'OrdersController#show'", "`block in show'"),
+            id="ruby-labels",
+        ),
+        pytest.param(
+            "TypeError: x\n    at Object.checkout [as handle] (/app/api.js:10:3)\n    at Array.map (<anonymous>)\n",
+            "TypeError: x\n    at Object.checkout (/app/api.js:10:0)\n    at Array.map (<anonymous>:0:0)\n",
+            id="node-native-frame-and-alias",
+        ),
+    ],
+)
+def test_one_error_has_one_signature_whatever_printed_it(one: str, other: str) -> None:
+    a, b = parse_trace(one), parse_trace(other)
+    assert a is not None and b is not None
+    assert identity.signature(a) == identity.signature(b)
+
+
+def test_signature_keeps_different_errors_apart() -> None:
+    a, b = parse_trace(PY_SIMPLE), parse_trace(PY_SIMPLE.replace("KeyError", "ValueError"))
+    assert a is not None and b is not None
+    assert identity.signature(a) != identity.signature(b)
+    assert identity.signature(a) == ("KeyError", ("api.py:checkout", "pricing.py:find_coupon"))

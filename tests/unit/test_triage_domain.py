@@ -7,7 +7,16 @@ from typing import Any
 import pytest
 
 from schemas.events import AlertReceivedPayload, Severity
-from services.triage.domain.fingerprint import canonical_inputs, fingerprint, keys, normalize_title, top_frames
+from services.ingest.providers.sentry import render_trace
+from services.triage.domain.fingerprint import (
+    IdentityRules,
+    canonical_inputs,
+    fingerprint,
+    keys,
+    normalize_title,
+    regrouped,
+    top_frames,
+)
 from services.triage.domain.severity import severity
 
 # ---------------------------------------------------------------- normalize_title
@@ -210,6 +219,9 @@ def test_computed_fingerprint_is_32_hex_chars() -> None:
         ("warn", Severity.P3),
         ("info", Severity.P3),
         ("  low  ", Severity.P3),
+        ("P4", Severity.P3),  # PagerDuty's low priorities
+        ("P5", Severity.P3),
+        ("SEV-4", Severity.P3),
     ],
 )
 def test_severity_from_hint_words(hint: str, expected: Severity) -> None:
@@ -344,3 +356,158 @@ def test_fingerprint_inputs_identify_an_alert_whatever_its_title_says() -> None:
     two = alert(stack_trace=None, title="CPU at 97 percent", fingerprint_inputs={"alarm": "db-cpu-high"})
     other = alert(stack_trace=None, title="CPU 91% on db", fingerprint_inputs={"alarm": "db-memory-high"})
     assert fingerprint(one) == fingerprint(two) != fingerprint(other)
+
+
+# ---------------------------------------------------------------- real alert shapes (issue 17)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Deploy 3f9a2c1 of checkout failed", "Deploy 8b7e6d5 of checkout failed"),  # git short hashes
+        ("build 1a2b3c4d red", "build 9f8e7d6c red"),
+        (
+            "Error syncing pod checkout-7f9c8d6b5-x2x7q_shop(0f6a3c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6), skipping",
+            "Error syncing pod checkout-7f9c8d6b5-kq9zt_shop(9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b), skipping",
+        ),
+        ("pod postgres-0_db(0f6a3c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6) restarted",
+         "pod postgres-1_db(9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b) restarted"),
+    ],
+)  # fmt: skip
+def test_short_hashes_and_kubelet_pods_normalize_alike(first: str, second: str) -> None:
+    assert normalize_title(first) == normalize_title(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Error syncing pod checkout-7f9c8d6b5-x2x7q_shop(0f6a3c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6)",
+         "Error syncing pod payments-7f9c8d6b5-x2x7q_shop(0f6a3c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6)"),
+        ("Error syncing pod checkout-7f9c8d6b5-x2x7q_shop(0f6a3c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6)",
+         "Error syncing pod checkout-7f9c8d6b5-x2x7q_cart(0f6a3c2e-1b2c-4d5e-8f90-a1b2c3d4e5f6)"),
+        ("facade cafe deadbeef", "facade cafe beefdead"),  # words of hex letters stay words
+        ("retry 1234567 times", "retry 7654321 times seen"),
+    ],
+)  # fmt: skip
+def test_workloads_namespaces_and_words_stay_apart(first: str, second: str) -> None:
+    assert normalize_title(first) != normalize_title(second)
+
+
+KSM_LABELS = {"alertname": "KubePodCrashLooping", "job": "kube-state-metrics", "instance": "10.244.3.17:8080",
+              "namespace": "payments", "container": "worker", "reason": "CrashLoopBackOff"}  # fmt: skip
+
+
+def test_volatile_and_where_labels_leave_the_identity() -> None:
+    a = canonical_inputs({**KSM_LABELS, "pod": "w-6c9f7d8b4-a1b2c", "uid": "1111", "prometheus_replica": "p-0"})
+    b = canonical_inputs({**KSM_LABELS, "pod": "w-6c9f7d8b4-d3e4f", "uid": "2222", "prometheus_replica": "p-1"})
+    assert a == b == "alertname=kubepodcrashlooping;job=kube-state-metrics;namespace=payments;reason=crashloopbackoff"
+    cadvisor = {"alertname": "ContainerOomKiller", "id": "/kubepods/pod1/abc", "name": "k8s_api_x_0", "pod": "x"}
+    assert canonical_inputs(cadvisor) == "alertname=containeroomkiller"
+    disk = {"alertname": "HostOutOfDiskSpace", "mountpoint": "/data", "device": "/dev/sdb", "fstype": "ext4"}
+    assert canonical_inputs(disk) == "alertname=hostoutofdiskspace"
+
+
+def test_volatile_labels_are_configurable() -> None:
+    keep_uid = IdentityRules(volatile_labels=frozenset())
+    a = canonical_inputs({**KSM_LABELS, "uid": "1111"}, keep_uid)
+    b = canonical_inputs({**KSM_LABELS, "uid": "2222"}, keep_uid)
+    assert a != b and "uid=1111" in a
+
+
+def cw(instance: str, **fields: Any) -> AlertReceivedPayload:
+    name = f"awsec2-{instance}-High-CPU-Utilization"
+    inputs = {"alarm": f"arn:aws:cloudwatch:us-east-1:1:alarm:{name}", "account": "1"}
+    return alert(source="sns", service=instance, title=name, stack_trace=None,
+                 resource=f"AWS/EC2 InstanceId={instance}", fingerprint_inputs=inputs, **fields)  # fmt: skip
+
+
+def test_cloudwatch_instance_alarms_group_by_default_and_split_per_service_option() -> None:
+    a, b = keys(cw("i-0a1b2c3d4e5f60718")), keys(cw("i-0f9e8d7c6b5a40312"))
+    assert a.group_key == b.group_key and a.resource != b.resource
+    per_instance = IdentityRules(cloudwatch_per_instance=("awsec2-*",))
+    assert keys(cw("i-0a1b2c3d4e5f60718"), per_instance).group_key != keys(cw("i-0f9e8d7c6b5a40312"),
+                                                                             per_instance).group_key  # fmt: skip
+    assert keys(cw("i-0a1b2c3d4e5f60718"), IdentityRules(cloudwatch_per_instance=("i-*",))).group_key != a.group_key
+
+
+def sentry_rendered(platform: str, exceptions: list[dict[str, Any]]) -> str:
+    trace = render_trace({"platform": platform, "exception": {"values": exceptions}})
+    assert trace is not None
+    return trace
+
+
+@pytest.mark.parametrize(
+    ("log", "platform", "exceptions"),
+    [
+        pytest.param(
+            'Traceback (most recent call last):\n  File "/srv/app/pay/gateway.py", line 88, in charge\n'
+            '  File "/venv/lib/python3.12/site-packages/httpx/_client.py", line 1144, in post\n'
+            "httpx.ReadTimeout: timed out\n",
+            "python",
+            [{"type": "ReadTimeout", "module": "httpx", "value": "timed out", "stacktrace": {"frames": [
+                {"abs_path": "/srv/app/pay/gateway.py", "function": "charge", "lineno": 90},
+                {"abs_path": "/venv/lib/python3.12/site-packages/httpx/_client.py", "function": "post",
+                 "lineno": 1144}]}}],
+            id="python-module-qualified-type",
+        ),
+        pytest.param(
+            "org.springframework.web.util.NestedServletException: Request processing failed\n"
+            "\tat com.acme.api.Checkout.run(Checkout.java:41)\n"
+            "\tat com.acme.Main.main(Main.java:12)\n"
+            "Caused by: java.lang.NullPointerException: order is null\n"
+            "\tat com.acme.pricing.Pricing.quote(Pricing.java:88)\n"
+            "\tat com.acme.api.Checkout.run(Checkout.java:39)\n"
+            "\t... 1 more\n",
+            "java",
+            [{"type": "NullPointerException", "module": "java.lang", "value": "order is null", "stacktrace": {
+                "frames": [{"module": "com.acme.Main", "function": "main", "filename": "Main.java", "lineno": 12},
+                           {"module": "com.acme.api.Checkout", "function": "run", "filename": "Checkout.java",
+                            "lineno": 39},
+                           {"module": "com.acme.pricing.Pricing", "function": "quote", "filename": "Pricing.java",
+                            "lineno": 88}]}},
+             {"type": "NestedServletException", "module": "org.springframework.web.util", "value": "failed",
+              "stacktrace": {"frames": [{"module": "com.acme.Main", "function": "main", "filename": "Main.java",
+                                         "lineno": 12},
+                                        {"module": "com.acme.api.Checkout", "function": "run",
+                                         "filename": "Checkout.java", "lineno": 41}]}}],
+            id="java-caused-by-and-bare-type",
+        ),
+        pytest.param(
+            "TypeError: x\n    at applyCoupon (/app/src/pricing.js:42:19)\n    at Array.map (<anonymous>)\n"
+            "    at Object.quote [as handle] (/app/src/api.js:10:3)\n",
+            "node",
+            [{"type": "TypeError", "value": "x", "stacktrace": {"frames": [
+                {"abs_path": "/app/src/api.js", "function": "Object.quote", "lineno": 10},
+                {"filename": "<anonymous>", "function": "Array.map"},
+                {"abs_path": "/app/src/pricing.js", "function": "applyCoupon", "lineno": 42}]}}],
+            id="node-native-frame",
+        ),
+        pytest.param(
+            "NoMethodError (undefined method `price' for nil:NilClass):\n"
+            "  app/models/line_item.rb:12:in `total'\n  app/controllers/orders_controller.rb:5:in `show'\n",
+            "ruby",
+            [{"type": "NoMethodError", "value": "undefined method", "stacktrace": {"frames": [
+                {"abs_path": "/app/app/controllers/orders_controller.rb", "function": "show", "lineno": 5},
+                {"abs_path": "/app/app/models/line_item.rb", "function": "total", "lineno": 12}]}}],
+            id="ruby",
+        ),
+    ],
+)  # fmt: skip
+def test_the_same_error_from_a_log_and_from_sentry_is_one_group(
+    log: str, platform: str, exceptions: list[dict[str, Any]]
+) -> None:
+    from_log = keys(alert(stack_trace=log))
+    from_sentry = keys(alert(source="sentry", stack_trace=sentry_rendered(platform, exceptions),
+                             fingerprint_inputs={"issue": "42", "project": "shopcart"}))  # fmt: skip
+    assert from_log.group_key == from_sentry.group_key
+    assert from_sentry.alias is not None and from_log.alias is None  # the Sentry issue it also belongs to
+
+
+def test_a_sentry_issue_webhook_is_its_issues_group_and_joins_another_as_the_same_member() -> None:
+    issue = keys(alert(source="sentry", stack_trace=None, resource="pay.fx in convert",
+                       fingerprint_inputs={"issue": "42", "project": "shopcart"}))  # fmt: skip
+    event = keys(alert(source="sentry", resource="pay.fx in convert",
+                       fingerprint_inputs={"issue": "42", "project": "shopcart"}))  # fmt: skip
+    assert issue.linkable and issue.group_key == event.alias
+    joined = regrouped(issue, event.group_key, "sentry")
+    assert (joined.group_key, joined.fingerprint) == (event.group_key, event.fingerprint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,9 @@ from services.triage.domain import (
     AlertFacts,
     Hint,
     LiveIncident,
+    Member,
     Observation,
+    blast_radius,
     decide,
     facts,
     in_maintenance,
@@ -37,8 +40,10 @@ def alert(at: float = 0, n: int = 0, **fields: Any) -> AlertFacts:
     return facts(f"00000000-0000-0000-0000-{n:012d}", AlertReceivedPayload(**payload), T0 + timedelta(seconds=at))
 
 
-def seen(a: AlertFacts, decision: str = "real", rules: tuple[str, ...] = ()) -> Observation:
-    return Observation(a.event_id, a.keys.fingerprint, a.keys.resource, a.status, a.at, decision, rules)
+def seen(
+    a: AlertFacts, decision: str = "real", rules: tuple[str, ...] = (), incident: str | None = None
+) -> Observation:
+    return Observation(a.event_id, a.keys.fingerprint, a.keys.resource, a.status, a.at, decision, rules, incident)
 
 
 def config(**rules: Any) -> TriageConfig:
@@ -150,12 +155,31 @@ def test_known_noise_pattern_by_label_glob_and_title_regex() -> None:
     assert decide(alert(labels={"env": "prod"}), [], None, cfg, T0).classification == "real"
 
 
-def test_flapping_after_a_resolve_and_refire_within_the_window() -> None:
-    history = [seen(alert(0, 1)), seen(alert(120, 2, status="resolved"), "duplicate")]
-    d = decide(alert(240, 3), history, None, config(), T0)
-    assert d.classification == "noise" and d.rules == ("flapping",)
+def test_a_refire_soon_after_triage_closed_the_incident_reopens_it() -> None:
+    fired, resolved = alert(0, 1), alert(120, 2, status="resolved")
+    history = [seen(fired, "real", ("real",), "inc-1"), seen(resolved, "duplicate", ("resolution", "closed"), "inc-1")]
+    d = decide(alert(240, 3), history, None, config(), T0 + timedelta(seconds=240))
+    assert (d.classification, d.rules, d.incident_id, d.reopen) == ("duplicate", ("reopen",), "inc-1", True)
+    assert "fired again 2m after its incident inc-1 was closed" in d.reasons[0]
     later = decide(alert(900, 3), history, None, config(), T0)  # past the 10-minute window: a recurrence
-    assert later.classification == "real"
+    assert (later.classification, later.reopen) == ("real", False)
+    refused = decide(alert(240, 3), history, None, config(), T0, reopen=False)  # the store could not reopen it
+    assert refused.classification == "real"
+
+
+def test_flapping_means_many_changes_not_one_refire() -> None:
+    statuses = ["firing", "resolved", "firing", "resolved"]
+    history = [seen(alert(60 * i, i, status=st), "noise") for i, st in enumerate(statuses)]
+    assert decide(alert(240, 9), history, None, config(), T0).rules == ("flapping",)  # 4 changes in 10 minutes
+    assert decide(alert(240, 9), history[1:], None, config(), T0).classification == "real"  # 3 changes
+    assert decide(alert(240, 9), history, None, config(flapping_min_changes=5), T0).classification == "real"
+
+
+def test_a_change_counts_when_it_happens_in_the_window_however_long_the_state_before_lasted() -> None:
+    # Fired for 50 minutes, resolved, fired again: two changes inside the window (the old rule saw one).
+    history = [seen(alert(0, 1)), seen(alert(3000, 2, status="resolved"), "duplicate")]
+    assert state_changes(history, alert(3100, 3), timedelta(minutes=10)) == 2
+    assert state_changes(history, alert(3700, 3), timedelta(minutes=10)) == 1
 
 
 def test_flapping_counts_per_resource_not_across_replicas() -> None:
@@ -232,3 +256,65 @@ def test_every_decision_names_its_rules_and_reasons() -> None:
         decide(vague(), [], None, config(), T0),
     ):
         assert d.rules and d.reasons and all(len(r) <= 500 for r in d.reasons)
+
+
+# ---------------------------------------------------------------- members, repeats, severity raises (issue 17)
+
+
+def test_an_incident_closes_only_when_every_member_resolved_even_those_outside_the_history() -> None:
+    pods = [alert(0, i, resource=f"shop/checkout-7f9c8d6b5-{i:05d}/api") for i in range(3)]
+    members = tuple(Member(p.keys.fingerprint, p.keys.resource, "firing", p.at) for p in pods)
+    still = LiveIncident("inc-1", T0, 3, Severity.P3, "open", T0, members)
+    first = decide(alert(7200, 9, status="resolved", resource=pods[0].keys.resource), [], still, config(), T0)
+    assert not first.close and "2 alert(s) of the group still firing" in first.reasons[0]
+    done = LiveIncident("inc-1", T0, 3, Severity.P3, "open", T0,
+                        tuple(replace(m, status="resolved") for m in members[:2]) + members[2:])  # fmt: skip
+    last = decide(alert(7300, 9, status="resolved", resource=pods[2].keys.resource), [], done, config(), T0)
+    assert last.close
+
+
+def test_a_repeat_of_an_alert_firing_since_the_incident_was_live_extends_it_past_the_window() -> None:
+    repeat = alert(0, 5)  # an Alertmanager repeat keeps its start time
+    twelve_hours = T0 + timedelta(hours=12)
+    d = decide(repeat, [], live(0), config(), twelve_hours)
+    assert (d.classification, d.incident_id) == ("duplicate", "inc-1") and "extended" in d.reasons[0]
+    fresh = decide(alert(12 * 3600, 6), [], live(0), config(), twelve_hours)  # a new occurrence: superseded
+    assert (fresh.classification, fresh.supersede) == ("real", "inc-1")
+
+
+@pytest.mark.parametrize(
+    ("hint", "raised", "severity"),
+    [("P1", False, Severity.P1), ("critical", False, Severity.P1), ("P0", True, Severity.P0),
+     ("P3", False, Severity.P1), (None, False, Severity.P1)],
+)  # fmt: skip
+def test_a_duplicate_stating_a_more_urgent_severity_raises_the_incident(
+    hint: str | None, raised: bool, severity: Severity
+) -> None:
+    d = decide(alert(60, severity_hint=hint), [], live(severity=Severity.P1), config(), T0 + timedelta(seconds=60))
+    assert (d.classification, d.raise_severity, d.severity) == ("duplicate", raised, severity)
+
+
+@pytest.mark.parametrize(("policy", "classification"), [("noise", "noise"), ("real", "real")])
+def test_datasource_nodata_follows_its_policy(policy: str, classification: str) -> None:
+    d = decide(alert(noise_hint="datasource_nodata"), [], None, config(datasource_nodata=policy), T0)
+    assert d.classification == classification
+    other = decide(alert(noise_hint="insufficient_data"), [], None, config(datasource_nodata=policy), T0)
+    assert other.classification == "noise"  # the policy is for Grafana's NoData only
+
+
+def test_blast_radius_counts_only_members_still_firing() -> None:
+    a, b = alert(0, 1, resource="h1"), alert(0, 2, resource="h2")
+    history = [seen(a), seen(b), seen(alert(60, 3, status="resolved", resource="h1"), "duplicate"),
+               seen(alert(60, 4, status="resolved", resource="h2"), "duplicate")]  # fmt: skip
+    third = alert(300, 5, resource="h3")
+    assert blast_radius(history, third, timedelta(minutes=15)) == 1
+    assert blast_radius(history[:2], third, timedelta(minutes=15)) == 3
+
+
+def test_a_repeat_keeping_its_start_time_is_held_until_it_has_fired_long_enough() -> None:
+    cfg = config(spike_threshold_s=180)
+    start = alert(0, 1, kind="latency")
+    history = [seen(start, "noise", ("spike_hold",))]
+    early = decide(alert(0, 2, kind="latency"), history, None, cfg, T0 + timedelta(seconds=60))
+    late = decide(alert(0, 3, kind="latency"), history, None, cfg, T0 + timedelta(seconds=240))
+    assert early.rules == ("spike_hold",) and "sustained" in late.rules

@@ -102,16 +102,42 @@ async def test_without_a_verdict_the_default_applies_and_says_so() -> None:
     assert usecase.NO_VERDICT in result.decision.reasons
 
 
-async def test_resolution_closes_the_incident_and_the_next_firing_reopens_after_the_flap_window() -> None:
+async def test_resolution_closes_the_incident_a_quick_refire_reopens_it_and_a_late_one_opens_another() -> None:
     store = MemoryTriageStore()
     first = await run(event(0), store)
+    assert first.incident_id is not None
     closed = await run(event(60, status="resolved"), store)
-    assert closed.decision.close and store.incidents[first.incident_id or uuid.uuid4()].state == "resolved"
-    flap = await run(event(120), store)
-    assert flap.decision.rules == ("flapping",)
+    assert closed.decision.close and store.incidents[first.incident_id].state == "resolved"
+    refire = await run(event(120), store)
+    assert (refire.decision.rules, refire.incident_id) == (("reopen",), first.incident_id)
+    assert isinstance(refire.outputs[0], AlertSuppressed) and refire.outputs[0].payload.reason == "duplicate"
+    assert store.incidents[first.incident_id].state == "open" and store.incidents[first.incident_id].outcome is None
+    again = await run(event(180, status="resolved"), store)
+    assert again.decision.close and store.incidents[first.incident_id].state == "resolved"
     later = await run(event(3600), store)
     assert isinstance(later.outputs[0], IncidentOpened)
     assert len(store.incidents) == 2
+
+
+async def test_an_incident_closed_otherwise_is_not_reopened_and_the_refire_opens_a_new_one() -> None:
+    store = MemoryTriageStore()
+    first = await run(event(0), store)
+    await run(event(60, status="resolved"), store)
+    assert first.incident_id is not None
+    store.incidents[first.incident_id].outcome = "pr.closed: merged"  # someone else's outcome since
+    refire = await run(event(120), store)
+    assert isinstance(refire.outputs[0], IncidentOpened) and refire.incident_id != first.incident_id
+
+
+async def test_a_more_urgent_duplicate_raises_the_incidents_severity() -> None:
+    store = MemoryTriageStore()
+    first = await run(event(0, severity_hint="P3"), store)
+    assert first.incident_id is not None and store.incidents[first.incident_id].severity == Severity.P3
+    raised = await run(event(30, severity_hint="P1"), store)
+    assert raised.decision.rules == ("dedup", "raise_severity") and raised.decision.severity == Severity.P1
+    assert store.incidents[first.incident_id].severity == Severity.P1
+    calmer = await run(event(60, severity_hint="P4"), store)
+    assert calmer.decision.severity == Severity.P1 and store.incidents[first.incident_id].severity == Severity.P1
 
 
 async def test_a_stale_live_incident_is_superseded_by_the_new_one() -> None:
@@ -183,3 +209,58 @@ async def test_the_incident_carries_the_alerts_frame_vars_also_when_replayed() -
 async def test_an_alert_without_frame_vars_opens_an_incident_without_them() -> None:
     [opened] = (await run(event(0), MemoryTriageStore())).outputs
     assert isinstance(opened, IncidentOpened) and opened.payload.frame_vars == []
+
+
+# ---------------------------------------------------------------- real alert shapes (issue 17)
+
+SENTRY_TRACE = (
+    "Traceback (most recent call last):\n"
+    '  File "/srv/app/payments/api.py", line 12, in quote\n'
+    '  File "/srv/app/payments/fx.py", line 33, in convert\n'
+    "KeyError: 'currency'\n"
+)
+
+
+def sentry_issue(at: float, status: str = "firing") -> AlertReceived:
+    return event(at, source="sentry", service="payments", title="KeyError: 'currency'", severity_hint="error",
+                 resource="payments.fx in convert", status=status,
+                 fingerprint_inputs={"issue": "7301", "project": "payments"})  # fmt: skip
+
+
+def sentry_event(at: float) -> AlertReceived:
+    return event(at, source="sentry", service="payments", title="KeyError: 'currency'", severity_hint="error",
+                 resource="payments.fx in convert", stack_trace=SENTRY_TRACE, kind="error",
+                 fingerprint_inputs={"issue": "7301", "project": "payments"})  # fmt: skip
+
+
+async def test_a_sentry_issue_webhook_and_its_event_are_one_incident_in_either_order() -> None:
+    for first, second in ((sentry_issue(0), sentry_event(5)), (sentry_event(0), sentry_issue(5))):
+        store = MemoryTriageStore()
+        opened = await run(first, store)
+        joined = await run(second, store)
+        assert isinstance(opened.outputs[0], IncidentOpened)
+        assert (joined.decision.classification, joined.incident_id) == ("duplicate", opened.incident_id)
+        closed = await run(sentry_issue(600, "resolved"), store)  # the issue resolved: its one member resolved
+        assert closed.decision.close and len(store.incidents) == 1
+
+
+async def test_a_log_of_the_same_error_joins_the_incident_a_sentry_event_opened() -> None:
+    store = MemoryTriageStore()
+    opened = await run(sentry_event(0), store)
+    log = await run(event(20, service="payments", title="KeyError in fx", stack_trace=SENTRY_TRACE.replace(
+        "KeyError", "builtins.KeyError"), severity_hint="error"), store)  # fmt: skip
+    assert (log.decision.classification, log.incident_id) == ("duplicate", opened.incident_id)
+
+
+async def test_pods_firing_for_hours_keep_the_incident_open_until_the_last_resolves() -> None:
+    store = MemoryTriageStore()
+    pods = [f"shop/checkout-7f9c8d6b5-{i:05d}/api" for i in range(3)]
+    opened = await run(event(0, resource=pods[0]), store)
+    for pod in pods[1:]:
+        await run(event(10, resource=pod), store)
+    assert opened.incident_id is not None
+    # Five hours on (past the one-hour history window), the pods resolve one by one.
+    for n, pod in enumerate(pods):
+        result = await run(event(5 * 3600 + n, resource=pod, status="resolved"), store)
+        assert result.decision.close == (n == len(pods) - 1)
+    assert store.incidents[opened.incident_id].state == "resolved"

@@ -1,7 +1,7 @@
 """`pagerpatch eval fixes`: small repositories with known bugs, run through the whole pipeline, judged by oracles.
 
-`history` builds a scenario's git history and captures the alert its bug raises; `blame_scenarios` and
-`proof_scenarios` are the scenarios (`catalog` lists them); `oracle` applies a fix to a clean checkout and runs the
-scenario's oracle test; `outcome` reads what the pipeline did from its events (pure); `report` adds it up (pure);
+The scenarios are data (scenarios/*.toml, read by `spec`, listed by `catalog`); `history` builds a scenario's git
+history and captures the alert its bug raises; `oracle` applies a fix to a clean checkout and runs the scenario's
+oracle test; `outcome` reads what the pipeline did from its events (pure); `report` adds it up (pure);
 `runner` drives an embedded stack through it all.
 """

@@ -1,18 +1,22 @@
-"""Every scenario of `pagerpatch eval fixes`, in the order the report lists them, and choosing some by name."""
+"""Every scenario of `pagerpatch eval fixes`, in the order the report lists them, and choosing some by name.
+
+The scenarios are data, one file each in scenarios/ (read by spec.py, built by history.build). (a)-(d) are about
+*which* commit is blamed: a newer docstring-only, reformatting or test-only commit must not win over the commit that
+changed the logic, and a src-layout package with a build step must be tested as it is in the worktree. (e)-(i) are
+about *whether* a revert is a fix: one that conflicts, one that breaks later code, a test already failing at HEAD
+(the baseline), a bug only the alert's captured variables reproduce, and one nothing proves.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pagerpatch.ops.fixes_eval.blame_scenarios import DOCSTRING, REFORMAT, SRC_LAYOUT, TEST_ONLY
 from pagerpatch.ops.fixes_eval.history import Scenario
-from pagerpatch.ops.fixes_eval.proof_scenarios import BASELINE, BREAKS_LATER, CONFLICT, REPRODUCTION, UNCOVERED
+from pagerpatch.ops.fixes_eval.spec import load_scenarios
 
 __all__ = ["SCENARIOS", "UnknownScenario", "select"]
 
-SCENARIOS: tuple[Scenario, ...] = (
-    DOCSTRING, REFORMAT, TEST_ONLY, SRC_LAYOUT, CONFLICT, BREAKS_LATER, BASELINE, REPRODUCTION, UNCOVERED,
-)  # fmt: skip
+SCENARIOS: tuple[Scenario, ...] = load_scenarios()  # by letter: a..i
 
 
 class UnknownScenario(ValueError):

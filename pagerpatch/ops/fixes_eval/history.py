@@ -1,9 +1,11 @@
 """Building a scenario's repository: a real git history with fixed authors and dates, and the alert its bug raises.
 
-Each commit writes whole files or makes exact text edits (each must match exactly once, so a drifted scenario fails
-loudly). The alert's traceback is real: the trigger code runs at HEAD with the base interpreter (isolated: no
-pagerpatch site-packages), `traceback.format_exc()`-style text and the repository frames' plain local variables are
-captured, then the checkout's paths are given the production deploy prefix, as demo_repo does.
+A scenario is data (spec.py reads it from its file in scenarios/); `build` is the one builder for all of them. Each
+commit writes whole files or makes exact text edits (each must match exactly once, so a drifted scenario fails
+loudly) and is committed as demo_repo commits its own history. The alert's traceback is real: the trigger code
+runs at HEAD with the base interpreter (isolated: no pagerpatch site-packages), `traceback.format_exc()`-style text
+and the repository frames' plain local variables are captured, then the checkout's paths are given the production
+deploy prefix, as demo_repo does.
 """
 
 from __future__ import annotations
@@ -15,17 +17,16 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from textwrap import dedent
 from typing import Any, Literal
 
 from pagerpatch.git.workspace import git
-from pagerpatch.ops.demo_repo import DEPLOY_PREFIX, Person
+from pagerpatch.ops.demo_repo import DEPLOY_PREFIX, Edit, Person, commit_files, hermetic_env, to_deploy_paths
 from pagerpatch.sandbox.environment import BaseInterpreter
 from pagerpatch.settings import RepoConfig
 
 __all__ = [
-    "DAN", "GITIGNORE", "BuildError", "BuiltScenario", "Capture", "Edit", "Expected", "Scenario", "Step", "build",
-    "capture", "pyproject", "text", "write_generated",
+    "BuildError", "BuiltScenario", "Capture", "Edit", "Expected", "Scenario", "Step", "build", "capture",
+    "write_generated",
 ]  # fmt: skip
 
 Expected = Literal["proved", "unproven", "refused"]
@@ -67,15 +68,6 @@ else:
 
 class BuildError(Exception):
     """A scenario could not be built as written (an edit that does not match, a bug that does not raise...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Edit:
-    """Replace `old` (present exactly once) by `new` in `file`."""
-
-    file: str
-    old: str
-    new: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +176,7 @@ def build(scenario: Scenario, dest: Path) -> BuiltScenario:
         raise BuildError(f"{dest} is not empty")
     dest.mkdir(parents=True, exist_ok=True)
     first = scenario.steps[0]
-    git(dest, "init", "--quiet", "--initial-branch=main", env=_identity(first.author, first.date))
+    git(dest, "init", "--quiet", "--initial-branch=main", env=hermetic_env(first.author, first.date))
     tree: dict[str, str] = {}
     shas: dict[str, str] = {}
     for step in scenario.steps:
@@ -220,7 +212,7 @@ def capture(repo: Path, scenario: Scenario) -> Capture | None:
     if data["traceback"] is None:
         return None
     frames = tuple({**f, "file": _deployed(f["file"], repo)} for f in data["frames"])
-    return Capture(_deploy_paths(data["traceback"], repo), frames)
+    return Capture(to_deploy_paths(data["traceback"], repo), frames)
 
 
 def write_generated(tree: Path, scenario: Scenario) -> list[Path]:
@@ -236,10 +228,10 @@ def write_generated(tree: Path, scenario: Scenario) -> list[Path]:
 
 
 def _commit(repo: Path, tree: dict[str, str], step: Step) -> str:
+    """Apply `step` to `tree` (the repository's files as text) and commit what it touched."""
     for rel, content in step.files.items():
         if content is None:
             tree.pop(rel, None)
-            (repo / rel).unlink()
         else:
             tree[rel] = content
     for edit in step.edits:
@@ -247,26 +239,8 @@ def _commit(repo: Path, tree: dict[str, str], step: Step) -> str:
         if current.count(edit.old) != 1:
             raise BuildError(f"step {step.key!r}: {edit.file}: expected exactly one {edit.old[:60]!r}")
         tree[edit.file] = current.replace(edit.old, edit.new)
-    touched = sorted({*step.files, *(e.file for e in step.edits)})
-    for rel in touched:
-        if rel in tree:
-            target = repo / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("w", encoding="utf-8", newline="") as handle:  # "\n" everywhere: stable shas
-                handle.write(tree[rel])
-    env = _identity(step.author, step.date)
-    git(repo, "add", "--all", "--", *touched, env=env)
-    git(repo, "commit", "--quiet", "--no-verify", "--message", step.message, env=env)
-    return git(repo, "rev-parse", "HEAD", env=env).strip()
-
-
-def _identity(author: Person, date: str) -> dict[str, str]:
-    """Identity, dates and no user/system git config: the same shas on every machine."""
-    return {
-        "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email, "GIT_AUTHOR_DATE": date,
-        "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email, "GIT_COMMITTER_DATE": date,
-        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-    }  # fmt: skip
+    touched = {rel: tree.get(rel) for rel in sorted({*step.files, *(e.file for e in step.edits)})}
+    return commit_files(repo, touched, step.message, step.author, step.date)
 
 
 def _plain_env() -> dict[str, str]:
@@ -277,25 +251,3 @@ def _plain_env() -> dict[str, str]:
 def _deployed(path: str, repo: Path) -> str:
     prefix = str(repo) + os.sep
     return DEPLOY_PREFIX + path[len(prefix) :] if path.startswith(prefix) else path
-
-
-def _deploy_paths(traceback: str, repo: Path) -> str:
-    """Rewrite the checkout's absolute paths to the production deploy prefix (/srv/app/...)."""
-    return traceback.replace(f'File "{repo}{os.sep}', f'File "{DEPLOY_PREFIX}')
-
-
-DAN = Person("Dan Okafor", "dan.okafor@shopcart.example")
-GITIGNORE = "__pycache__/\n.pytest_cache/\n"
-
-
-def text(source: str) -> str:
-    """A file's text written indented in a scenario module."""
-    return dedent(source).lstrip("\n")
-
-
-def pyproject(name: str) -> str:
-    """A scenario's pyproject.toml: the package's name and pytest's test folder (no build step)."""
-    return (
-        f'[project]\nname = "{name}"\nversion = "1.0.0"\nrequires-python = ">=3.10"\n\n'
-        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
-    )

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pagerpatch.incidents.state import TERMINAL
+from pagerpatch.traces.symbols import without_docstrings
 from schemas.envelope import Event
 from schemas.events import (
     ApprovalRequestedPayload,
@@ -143,20 +144,6 @@ def _same_program(before: str, after: str) -> bool:
         old, new = ast.parse(before), ast.parse(after)
     except SyntaxError:
         return False
-    return ast.dump(_strip_docstrings(old)) == ast.dump(_strip_docstrings(new))
+    return ast.dump(without_docstrings(old)) == ast.dump(without_docstrings(new))
 
 
-def _strip_docstrings(tree: ast.Module) -> ast.Module:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            if _is_docstring(node.body[0]):
-                node.body = node.body[1:] or [ast.Pass()]
-    return tree
-
-
-def _is_docstring(statement: ast.stmt) -> bool:
-    return (
-        isinstance(statement, ast.Expr)
-        and isinstance(statement.value, ast.Constant)
-        and isinstance(statement.value.value, str)
-    )

@@ -16,7 +16,7 @@ from pagerpatch.traces import symbols
 from services.diagnosis.domain.region import is_python_source
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-_WITH_DOCSTRING = (ast.Module, *_DEFINITIONS)
+
 # Languages whose comments start with `#`; elsewhere `#` is code (C's preprocessor, Rust's attributes) and comments
 # are `//` and `/* */` (which are code here: Python's floor division, a shell glob).
 _HASH_COMMENTS = {"py", "pyi", "pyw", "rb", "sh", "bash", "zsh", "pl", "pm", "r", "ex", "exs", "yml", "yaml", "toml",
@@ -53,7 +53,7 @@ def _python_verdict(before: ast.Module, after: ast.Module, *, file: str, name: s
         return None
     if _dump(old) == _dump(new):
         return f"only comments or formatting changed in {where}"
-    if _dump([_without_docstrings(n) for n in old]) == _dump([_without_docstrings(n) for n in new]):
+    if _dump([symbols.without_docstrings(n) for n in old]) == _dump([symbols.without_docstrings(n) for n in new]):
         return f"only docstrings changed in {where}"
     return None
 
@@ -71,22 +71,6 @@ def _scope(tree: ast.Module, name: str | None) -> list[ast.AST]:
 
 def _dump(nodes: list[ast.AST]) -> list[str]:
     return [ast.dump(n) for n in nodes]
-
-
-def _without_docstrings(node: ast.AST) -> ast.AST:
-    """`node` with the docstring of every module, class and function in it removed (in place; trees are ours)."""
-    for inner in list(ast.walk(node)):
-        if isinstance(inner, _WITH_DOCSTRING) and inner.body and _is_docstring(inner.body[0]):
-            inner.body = inner.body[1:]
-    return node
-
-
-def _is_docstring(statement: ast.stmt) -> bool:
-    return (
-        isinstance(statement, ast.Expr)
-        and isinstance(statement.value, ast.Constant)
-        and isinstance(statement.value.value, str)
-    )
 
 
 def _tokens(text: str, file: str) -> list[str]:

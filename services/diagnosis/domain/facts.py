@@ -1,6 +1,7 @@
 """What history says about the failing code, as plain values: commits, blamed frames, changed regions.
 
-The git adapter translates its own records into these, so the rules never depend on how git was asked.
+A commit is git's own plain record (`CommitInfo`, no I/O in it); the adapter translates blame into the smaller
+`Blame`, so the rules never depend on how git was asked.
 """
 
 from __future__ import annotations
@@ -8,25 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pagerpatch.git.workspace import CommitInfo
 from pagerpatch.traces.stacktrace import Frame
 from services.diagnosis.domain.region import Region
 
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """The facts about a commit that a diagnosis names and ranks; no parents means a root commit."""
-
-    sha: str
-    parents: tuple[str, ...]
-    author: str
-    author_email: str
-    authored_at: datetime
-    committed_at: datetime
-    subject: str
-
-    @property
-    def short_sha(self) -> str:
-        return self.sha[:7]
+# The facts about a commit that a diagnosis names and ranks (no parents means a root commit): the same record the
+# git primitives return, so no second copy of it is kept here.
+Commit = CommitInfo
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from schemas.events import AlertReceived
-from services.ingest.providers import common
+from services.ingest.providers import common, resources
 from services.ingest.providers.base import Context, Delivery, Provider, Rejection, WebhookRequest
 from services.ingest.providers.common import dig, text
 
@@ -47,6 +48,15 @@ def _label_hash(alert: dict[str, Any]) -> str:
     return hashlib.sha256("\x1f".join(f"{k}={v}" for k, v in sorted(labels.items())).encode()).hexdigest()[:16]
 
 
+def _observed_at(entry: dict[str, Any]) -> datetime | None:
+    """When the entry's state began: `startsAt` while firing (a repeat keeps it), `endsAt` once resolved."""
+    if dig(entry, "status") == "resolved":
+        ended = common.parse_time(dig(entry, "endsAt"))
+        if ended is not None:
+            return ended
+    return common.parse_time(dig(entry, "startsAt"))
+
+
 def alerts_of(
     source: str, data: dict[str, Any], raw_alerts: list[dict[str, Any]], ctx: Context, delivery: str
 ) -> tuple[AlertReceived, ...]:
@@ -71,7 +81,7 @@ def alerts_of(
                 status="resolved" if dig(entry, "status") == "resolved" else "firing",
                 title=annotations.get("summary") or annotations.get("title") or name,
                 service=service or name,
-                resource=labels.get("instance") or labels.get("pod") or labels.get("resource"),
+                resource=resources.resource_of(labels),
                 description=description,
                 severity_hint=labels.get("severity") or labels.get("priority"),
                 labels=labels,
@@ -84,7 +94,9 @@ def alerts_of(
                 ),
                 fingerprint_inputs=inputs,
                 kind=common.guess_kind(name, annotations.get("summary")),
-                occurred_at=common.parse_time(dig(entry, "startsAt")),
+                # Grafana's stand-in when a rule's query returns no data: triage's policy decides (triage.md).
+                noise_hint="datasource_nodata" if name == "DatasourceNoData" else None,
+                occurred_at=_observed_at(entry),
                 raw=entry,
             )
         )

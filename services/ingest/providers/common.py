@@ -68,9 +68,8 @@ def bearer(header: str) -> str | None:
 def check_skew(sent_at: float, ctx: Context, window_s: float, what: str) -> Rejection | None:
     age = ctx.now.timestamp() - sent_at
     if abs(age) > window_s:
-        return Rejection(
-            401, f"stale timestamp: {what} is {age:.0f}s from now (window {window_s:.0f}s); replay refused"
-        )
+        when = f"{age:.0f}s in the past" if age > 0 else f"{-age:.0f}s in the future"
+        return Rejection(401, f"stale timestamp: {what} is {when} (window {window_s:.0f}s); replay refused")
     return None
 
 

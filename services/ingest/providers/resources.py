@@ -23,20 +23,21 @@ _DEVICE = ("mountpoint", "device")
 def resource_of(labels: Mapping[str, str]) -> str | None:
     """The resource an alert is about: its container, pod, Kubernetes object, node, or host (and disk).
 
-    `namespace/pod[/container]` for pod and container alerts; `namespace/<kind>/<name>` for other namespaced
-    objects; the node for node alerts; `instance` (plus the mount point or device) otherwise; None without any.
+    `namespace/pod[/container]` for pod and container alerts, `namespace/<kind>/<name>` for other namespaced
+    objects, the node for node alerts, else `instance`; with `:<mount point or device>` for a disk alert.
     """
     namespace = labels.get("namespace") or labels.get("exported_namespace")
-    pod = labels.get("pod") or labels.get("exported_pod") or labels.get("pod_name")
     prefix = f"{namespace}/" if namespace else ""
+    pod = labels.get("pod") or labels.get("exported_pod") or labels.get("pod_name")
+    kind = next((k for k in _OBJECTS if labels.get(k)), None)
     if pod:
         container = labels.get("container") or labels.get("exported_container") or labels.get("container_name")
-        return f"{prefix}{pod}/{container}" if container and container != "POD" else f"{prefix}{pod}"
-    for kind in _OBJECTS:
-        if labels.get(kind):
-            return f"{prefix}{kind.removesuffix('_name')}/{labels[kind]}"
-    host = labels.get("node") or labels.get("instance") or labels.get("resource")
+        where = f"{prefix}{pod}/{container}" if container and container != "POD" else f"{prefix}{pod}"
+    elif kind:
+        where = f"{prefix}{kind.removesuffix('_name')}/{labels[kind]}"
+    else:
+        where = labels.get("node") or labels.get("instance") or labels.get("resource") or ""
     device = next((labels[k] for k in _DEVICE if labels.get(k)), None)
-    if host and device:
-        return f"{host}:{device}"
-    return host or device
+    if device:
+        where = f"{where}:{device}" if where else device
+    return where or None

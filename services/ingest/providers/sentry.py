@@ -53,16 +53,23 @@ def render_trace(event: Any) -> str | None:
         return None
     platform = (text(dig(event, "platform"), 50) or "python").lower()
     chunks = []
-    for exc in values[-3:]:  # chained exceptions: the last is the one that was raised
+    chained = values[-3:]  # chained exceptions, oldest first: the last is the one that was raised
+    if platform == "java":  # a JVM prints the outermost first, then each cause as `Caused by:`
+        chained = list(reversed(chained))
+    for n, exc in enumerate(chained):
         frames = dig(exc, "stacktrace", "frames")
         frames = [_frame(f) for f in frames[-MAX_FRAMES:] if isinstance(f, dict)] if isinstance(frames, list) else []
         etype, evalue = text(dig(exc, "type"), 200) or "Error", text(dig(exc, "value"), 2000) or ""
         if platform in ("javascript", "node"):
             lines = [f"{etype}: {evalue}"] + [f"    at {fn} ({p}:{ln}:0)" for p, ln, fn, _m, _c in reversed(frames)]
         elif platform == "java":
-            lines = [f"{etype}: {evalue}"] + [
+            package = text(dig(exc, "module"), 300)  # Sentry sends the class and its package apart
+            etype = f"{package}.{etype}" if package and "." not in etype else etype
+            lines = [f"{'Caused by: ' if n else ''}{etype}: {evalue}"] + [
                 f"\tat {m + '.' if m else ''}{fn}({p.rsplit('/', 1)[-1]}:{ln})" for p, ln, fn, m, _c in reversed(frames)
             ]
+        elif platform == "ruby":  # as a logged exception prints its backtrace, innermost first
+            lines = [f"{etype}: {evalue}"] + [f"  {p}:{ln}:in '{fn}'" for p, ln, fn, _m, _c in reversed(frames)]
         elif platform == "go":
             lines = [f"panic: {etype}: {evalue}", "", "goroutine 1 [running]:"]
             for p, ln, fn, m, _c in reversed(frames):
@@ -75,7 +82,7 @@ def render_trace(event: Any) -> str | None:
                     lines.append(f"    {ctx_line}")
             lines.append(f"{etype}: {evalue}" if evalue else etype)
         chunks.append("\n".join(lines))
-    return "\n\n".join(chunks)
+    return ("\n" if platform == "java" else "\n\n").join(chunks)
 
 
 # ---------------------------------------------------------------- captured local variables

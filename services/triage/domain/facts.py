@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 from schemas.events import AlertReceivedPayload, Severity
-from services.triage.domain.fingerprint import AlertKeys, keys, top_frames
+from services.triage.domain.fingerprint import DEFAULT_RULES, AlertKeys, IdentityRules, keys, top_frames
 
 Classification = Literal["real", "noise", "duplicate"]
 
@@ -33,11 +33,13 @@ class AlertFacts:
     has_trace: bool = False
 
 
-def facts(event_id: str, alert: AlertReceivedPayload, at: datetime) -> AlertFacts:
+def facts(
+    event_id: str, alert: AlertReceivedPayload, at: datetime, identity: IdentityRules = DEFAULT_RULES
+) -> AlertFacts:
     """The alert's facts: its keys, its normalized kind and whether it carries a parseable stack trace."""
     return AlertFacts(
         event_id=event_id,
-        keys=keys(alert),
+        keys=keys(alert, identity),
         at=at,
         source=alert.source,
         service=alert.service,
@@ -62,11 +64,26 @@ class Observation:
     at: datetime
     decision: str
     rules: tuple[str, ...] = ()
+    incident_id: str | None = None  # the incident the decision opened, counted on, reopened or closed
+
+
+@dataclass(frozen=True)
+class Member:
+    """One alert (fingerprint and resource) of a live incident's group, in the state it was last seen in."""
+
+    fingerprint: str
+    resource: str | None
+    status: str
+    at: datetime
 
 
 @dataclass(frozen=True)
 class LiveIncident:
-    """The group's newest incident not yet in a terminal state (what a new alert may be a duplicate of)."""
+    """The group's newest incident not yet in a terminal state (what a new alert may be a duplicate of).
+
+    `members` (read for resolutions and stale incidents) holds every alert of the group seen since shortly before
+    the incident opened, each in its latest state: the incident closes only when none of them is still firing.
+    """
 
     id: str
     last_seen_at: datetime
@@ -74,6 +91,8 @@ class LiveIncident:
     severity: Severity = Severity.P2
     state: str = "open"
     opened_at: datetime | None = None
+    members: tuple[Member, ...] = ()
+    group_key: str | None = None  # its group, when found through the alert's alias (or a link) rather than its own
 
 
 @dataclass(frozen=True)
@@ -97,3 +116,5 @@ class Decision:
     close: bool = False  # a resolution closes that incident
     supersede: str | None = None  # a stale live incident to close before opening a new one
     undecided: bool = False  # no rule decided; the documented default (or a hint) did
+    reopen: bool = False  # a re-fire soon after triage closed `incident_id`: reopen it, then count the alert on it
+    raise_severity: bool = False  # the alert says the live incident is more urgent: its severity becomes ours

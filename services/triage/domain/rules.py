@@ -11,16 +11,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pagerpatch.incidents.state import CLOSABLE
 from services.triage.domain.facts import AlertFacts, Decision, Hint, LiveIncident, Observation
-from services.triage.domain.history import blast_radius, firing_since, same_alert, state_changes
+from services.triage.domain.history import (
+    blast_radius,
+    closed_recently,
+    firing_since,
+    latest_states,
+    same_alert,
+    state_changes,
+)
 from services.triage.domain.matching import in_maintenance, matches
-from services.triage.domain.severity import SEVERITY_WORDS, SeverityDecision, severity
-from services.triage.settings import TriageConfig
+from services.triage.domain.severity import ORDER, SEVERITY_WORDS, SeverityDecision, severity
+
+if TYPE_CHECKING:  # the settings view imports this package for its identity rules
+    from services.triage.settings import TriageConfig
 
 # Kinds that say nothing about actionability ("metric" is ingest's answer when it cannot tell).
 VAGUE_KINDS = frozenset({"metric", "other", "unknown"})
+DATASOURCE_NODATA = "datasource_nodata"  # ingest's noise hint for Grafana's DatasourceNoData (triage.datasource_nodata)
 UNDECIDED = "undecided: no stack trace, source severity or telling kind; the default (triage.undecided)"
 
 
@@ -37,8 +48,10 @@ def decide(
     config: TriageConfig,
     now: datetime,
     hint: Hint | None = None,
+    reopen: bool = True,
 ) -> Decision:
-    """Classify one alert; `history` holds the group's earlier observations, oldest first."""
+    """Classify one alert; `history` holds the group's earlier observations, oldest first. `reopen` False: the
+    incident triage closed last may not be reopened (it moved on meanwhile), so a re-fire is judged afresh."""
     rules = config.rules
     window = timedelta(seconds=rules.dedup_window_s)
     stale: str | None = None
@@ -46,14 +59,10 @@ def decide(
     if live is not None and alert.status == "resolved":
         return _resolution(alert, history, live, config)
     if live is not None:
-        if now - live.last_seen_at <= window:
-            return Decision(
-                "duplicate",
-                live.severity,
-                (f"dedup: duplicate of live incident {live.id} (seen {live.occurrences}x)",),
-                ("dedup",),
-                incident_id=live.id,
-            )
+        # Seen within the window, or a repeat of an alert that began firing while the incident was live (an
+        # Alertmanager repeat keeps its start time: a group that never resolved extends its incident).
+        if now - live.last_seen_at <= window or alert.at - live.last_seen_at <= window:
+            return _duplicate(alert, live, config, now)
         stale = live.id
         stale_reason = (
             f"dedup: live incident {live.id} last seen {_ago(now - live.last_seen_at)} ago, outside the "
@@ -71,7 +80,7 @@ def decide(
 
     if alert.status == "resolved":
         return _orphan_resolution(alert, history, config, sev)
-    if alert.noise_hint:
+    if alert.noise_hint and not (alert.noise_hint == DATASOURCE_NODATA and rules.datasource_nodata == "real"):
         return noise("noise_hint", f"noise_hint: the source marks this alert {alert.noise_hint!r}")
     for mw in rules.maintenance:
         if matches(mw, alert) and in_maintenance(mw, alert.at):
@@ -81,6 +90,16 @@ def decide(
             return noise("known_noise", f"known_noise: matches pattern {pattern.name!r}")
     flap_window = timedelta(seconds=rules.flapping_window_s)
     changes = state_changes(history, alert, flap_window)
+    closed = closed_recently(history, alert, flap_window) if reopen and stale is None else None
+    if closed is not None and closed.incident_id:
+        flapping = f"; flapping: {changes} firing/resolved changes within {_ago(flap_window)}" if (
+            changes >= rules.flapping_min_changes) else ""  # fmt: skip
+        return Decision(
+            "duplicate", sev.severity,
+            (f"reopen: fired again {_ago(alert.at - closed.at)} after its incident {closed.incident_id} was closed "
+             f"(within the {_ago(flap_window)} flapping window); reopened{flapping}", *sev.reasons),
+            ("reopen",), incident_id=closed.incident_id, reopen=True,
+        )  # fmt: skip
     if changes >= rules.flapping_min_changes:
         return noise("flapping", f"flapping: {changes} firing/resolved changes within {_ago(flap_window)}")
 
@@ -101,7 +120,8 @@ def decide(
         break
     if rules.spike_threshold_s > 0 and alert.kind in rules.spike_kinds:
         threshold = timedelta(seconds=rules.spike_threshold_s)
-        lasted = alert.at - firing_since(history, alert)
+        # Measured up to now: a provider that repeats a firing alert keeps its start time (Alertmanager).
+        lasted = max(now, alert.at) - firing_since(history, alert)
         if lasted < threshold:
             return noise("spike_hold", f"spike_hold: held, firing for {_ago(lasted)} of the {_ago(threshold)} "
                          "short-spike threshold")  # fmt: skip
@@ -143,15 +163,31 @@ def decide(
     )  # fmt: skip
 
 
+def _duplicate(alert: AlertFacts, live: LiveIncident, config: TriageConfig, now: datetime) -> Decision:
+    """A firing alert the live incident absorbs; one that states a more urgent severity raises the incident's."""
+    window = timedelta(seconds=config.rules.dedup_window_s)
+    seen = f"seen {live.occurrences}x"
+    if now - live.last_seen_at > window:
+        seen += f", firing since {_ago(now - alert.at)} ago: extended"
+    reasons: tuple[str, ...] = (f"dedup: duplicate of live incident {live.id} ({seen})",)
+    stated = (alert.severity_hint or "").strip().lower() in SEVERITY_WORDS
+    if stated:
+        own = severity(alert.severity_hint, config.tier(alert.service), config.rules.default_severity, alert.kind)
+        if ORDER.index(own.severity) < ORDER.index(live.severity):
+            raised = (f"severity: raised from {live.severity.value} to {own.severity.value}: the source now says "
+                      f"{alert.severity_hint!r}",)  # fmt: skip
+            return Decision(
+                "duplicate", own.severity, (*reasons, *raised), ("dedup", "raise_severity"), incident_id=live.id,
+                raise_severity=True,
+            )  # fmt: skip
+    return Decision("duplicate", live.severity, reasons, ("dedup",), incident_id=live.id)
+
+
 def _resolution(
     alert: AlertFacts, history: Sequence[Observation], live: LiveIncident, config: TriageConfig
 ) -> Decision:
     """A resolved alert of a group with a live incident annotates it, and closes it when the whole group resolved."""
-    since = live.opened_at
-    last: dict[tuple[str, str | None], str] = {}
-    for o in history:
-        if since is None or o.at >= since:
-            last[(o.fingerprint, o.resource)] = o.status
+    last = latest_states(live.members, history, live.opened_at)
     last[(alert.keys.fingerprint, alert.keys.resource)] = "resolved"
     still = sum(1 for s in last.values() if s == "firing")
     base = f"resolution: of live incident {live.id}"

@@ -13,6 +13,9 @@ SEVERITY_WORDS: dict[str, Severity] = {
     "medium": Severity.P2, "warning": Severity.P3, "warn": Severity.P3, "p3": Severity.P3, "sev3": Severity.P3,
     "low": Severity.P3, "minor": Severity.P3, "info": Severity.P3, "page": Severity.P1, "ticket": Severity.P3,
     "notice": Severity.P3,
+    # PagerDuty's P1-P5 scale: P4 and P5 are its low priorities.
+    "p4": Severity.P3, "p5": Severity.P3, "sev4": Severity.P3, "sev-4": Severity.P3, "sev5": Severity.P3,
+    "sev-5": Severity.P3,
 }  # fmt: skip
 # Severity of an alert whose source gave no usable severity, by what kind of alert it is.
 KIND_SEVERITY: dict[str, Severity] = {
