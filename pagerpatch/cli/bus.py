@@ -1,4 +1,4 @@
-"""Plumbing commands: `bus setup`, `db migrate`, `events tail` and `dlq list`."""
+"""Plumbing commands: `bus setup`, `db migrate`, `events tail`, `dlq list` and `dlq redrive`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pagerpatch.cli.app import console, current_settings, running_endpoints, with_db
+from pagerpatch.cli.app import connected, console, current_settings, err, running_endpoints, with_db
 from pagerpatch.kernel import deadletter, store
 
 bus_app = typer.Typer(help="The event bus.", no_args_is_help=True)
@@ -102,8 +102,48 @@ def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")]
     if not rows:
         console.print("no dead letters")
         return
-    table = Table("id", "when", "consumer", "seq", "kind", "event", "reason")
+    table = Table("id", "when", "consumer", "seq", "kind", "event", "redriven", "reason")
     for r in rows:
         table.add_row(str(r.id), str(r.recorded_at)[:19], r.consumer, str(r.stream_seq), r.kind,
-                      str(r.event_id or "-")[:8], r.reason)  # fmt: skip
+                      str(r.event_id or "-")[:8], str(r.redriven_at or "-")[:19], r.reason)  # fmt: skip
     console.print(table)
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (from `dlq list`).")] = None,
+    consumer: Annotated[str | None, typer.Option(help="Only this durable consumer's dead letters.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead letter not yet redriven.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be redriven; change nothing.")] = False,
+) -> None:
+    """Publish dead-lettered messages again once their cause is fixed; each letter is redriven at most once."""
+    if not ids and not all_ and consumer is None:
+        err.print("nothing selected: name dead letter ids (see `pagerpatch dlq list`), --consumer NAME or --all",
+                  style="red", markup=False)  # fmt: skip
+        raise typer.Exit(2)
+    ep = running_endpoints(current_settings())
+    results = asyncio.run(redrive_letters(ep.database_url, ep.nats_url, ids or [], consumer, dry_run=dry_run))
+    if not results:
+        console.print("no dead letters to redrive")
+    for r in results:
+        console.print(f"#{r.letter_id}  {'' if r.done else 'skipped: '}{r.message}", soft_wrap=True, markup=False)
+    if any(not r.done and not r.message.startswith("already redriven") for r in results):
+        raise typer.Exit(1)
+
+
+async def redrive_letters(
+    database_url: str, nats_url: str, ids: list[int], consumer: str | None, *, dry_run: bool = False
+) -> list[deadletter.Redrive]:
+    """Redrive the selected dead letters (see `deadletter.redrive`), one result per letter, in order."""
+    from pagerpatch.kernel import bus
+
+    async with connected(database_url) as conn:
+        selected = await deadletter.select_for_redrive(conn, ids, consumer)
+        if not selected:
+            return []
+        nc = await bus.connect(nats_url, "pagerpatch-cli-redrive")
+        try:
+            js = nc.jetstream()
+            return [await deadletter.redrive(conn, js, letter_id, dry_run=dry_run) for letter_id in selected]
+        finally:
+            await nc.drain()

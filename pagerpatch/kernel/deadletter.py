@@ -1,15 +1,23 @@
-"""Dead letters: poison input and max-deliveries exhaustion, recorded in Postgres with the reason."""
+"""Dead letters: poison input and max-deliveries exhaustion, recorded in Postgres with the reason.
+
+`redrive` puts a dead letter's message back on the events stream once its cause is fixed (`pagerpatch dlq redrive`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict
+
+from pagerpatch.kernel import store
+from schemas import streams
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ class DeadLetter:
     kind: str
     deliveries: int | None
     recorded_at: Any
+    redriven_at: Any = None
+    data: str = ""  # the stored message body; read only by `redrive`, not by the listing
 
 
 def event_id_of(data: bytes) -> uuid.UUID | None:
@@ -84,10 +94,103 @@ async def record(
     return row is not None
 
 
+_COLUMNS = "id, consumer, stream, stream_seq, subject, event_id, reason, kind, deliveries, recorded_at, redriven_at"
+
+
 async def list_dead_letters(conn: asyncpg.Pool | asyncpg.Connection, limit: int = 100) -> list[DeadLetter]:
     rows = await conn.fetch(
-        """SELECT id, consumer, stream, stream_seq, subject, event_id, reason, kind, deliveries, recorded_at
-           FROM dead_letters ORDER BY id DESC LIMIT $1""",
+        f"SELECT {_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT $1",
         limit,
     )
     return [DeadLetter(**dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """What `redrive` did (or, on a dry run, would do) with one dead letter: `done` False means it was skipped."""
+
+    letter_id: int
+    done: bool
+    message: str
+
+
+def redrive_refusal(letter: DeadLetter | None, checkpoint_status: str | None) -> str | None:
+    """Why a dead letter must not be redriven, or None when it may be (pure: the row and its checkpoint's status)."""
+    if letter is None:
+        return "no such dead letter"
+    if letter.redriven_at is not None:
+        return f"already redriven at {str(letter.redriven_at)[:19]}"
+    if letter.event_id is None:
+        # Without an event id the body is not an event: every consumer would dead-letter it again at once.
+        return "poison: the stored body is not a valid event (no event id); it would only be dead-lettered again"
+    if checkpoint_status == "done":
+        return f"event {letter.event_id} is already handled by {letter.consumer} (checkpoint done)"
+    return None
+
+
+async def select_for_redrive(conn: asyncpg.Connection, ids: Sequence[int], consumer: str | None) -> list[int]:
+    """The ids named (unknown ones kept: `redrive` reports them), or, without ids, every letter not yet redriven.
+
+    `consumer` narrows either selection to one durable consumer's letters.
+    """
+    if ids:
+        rows = await conn.fetch("SELECT id, consumer FROM dead_letters WHERE id = ANY($1::bigint[])", list(ids))
+        other = {r["id"] for r in rows if consumer is not None and r["consumer"] != consumer}
+        return [i for i in dict.fromkeys(ids) if i not in other]
+    rows = await conn.fetch(
+        "SELECT id FROM dead_letters WHERE redriven_at IS NULL AND ($1::text IS NULL OR consumer = $1) ORDER BY id",
+        consumer,
+    )
+    return [r["id"] for r in rows]
+
+
+async def redrive(
+    conn: asyncpg.Connection, js: JetStreamContext, letter_id: int, *, dry_run: bool = False, actor: str = "cli"
+) -> Redrive:
+    """Publish one dead letter's message again, its consumer's checkpoint reset from 'dead' to 'started'.
+
+    The checkpoint reset, the redriven mark and the audit line commit only after the stream acknowledged the
+    publish; the consumer's `begin` waits on the reset row's lock, so it never sees the event still 'dead'. The
+    message id `redrive:<id>` lets the stream drop a second publish of the same letter.
+    """
+    async with conn.transaction():
+        row = await conn.fetchrow(f"SELECT {_COLUMNS}, data FROM dead_letters WHERE id = $1 FOR UPDATE", letter_id)
+        letter = None if row is None else DeadLetter(**dict(row))
+        status = None
+        if letter is not None and letter.event_id is not None:
+            status = await conn.fetchval(
+                "SELECT status FROM checkpoints WHERE event_id = $1 AND stage = $2", letter.event_id, letter.consumer
+            )
+        refusal = redrive_refusal(letter, status)
+        if refusal is not None or letter is None:
+            return Redrive(letter_id, False, refusal or "no such dead letter")
+        what = f"{letter.consumer}: event {letter.event_id} to {letter.subject}"
+        if dry_run:
+            return Redrive(letter_id, True, f"would redrive {what}")
+        # attempts 0: `begin` counts the redriven delivery as the first; last_error stays for the operator.
+        await conn.execute(
+            """UPDATE checkpoints SET status = 'started', attempts = 0, finished_at = NULL
+               WHERE event_id = $1 AND stage = $2 AND status = 'dead'""",
+            letter.event_id,
+            letter.consumer,
+        )
+        await conn.execute("UPDATE dead_letters SET redriven_at = now() WHERE id = $1", letter_id)
+        await store.audit(
+            conn,
+            actor=actor,
+            action="dlq.redrive",
+            incident_id=_incident_id_of(letter.data),
+            details={"dead_letter": letter_id, "consumer": letter.consumer, "event_id": str(letter.event_id)},
+        )
+        headers = {"Nats-Msg-Id": f"redrive:{letter_id}", "content-type": "application/json"}
+        ack = await js.publish(letter.subject, letter.data.encode(), stream=streams.EVENTS_STREAM, headers=headers)
+    note = " (the stream already had it)" if ack.duplicate else ""
+    return Redrive(letter_id, True, f"redriven {what}, stream seq {ack.seq}{note}")
+
+
+def _incident_id_of(data: str) -> uuid.UUID | None:
+    try:
+        value = json.loads(data).get("incident_id")
+        return uuid.UUID(str(value)) if value else None
+    except (ValueError, AttributeError, TypeError):
+        return None
