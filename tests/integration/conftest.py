@@ -26,20 +26,12 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
 @pytest.fixture
 def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
     """A Postgres of this test alone (the test may stop and restart it)."""
-    server = EmbeddedPostgres(tmp_path / "pg")
-    server.start()
-    try:
+    with EmbeddedPostgres(tmp_path / "pg") as server:  # started on entry, stopped on exit
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def private_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
     """A nats-server of this test alone (the test may stop and restart it)."""
-    server = EmbeddedNats(tmp_path / "nats")
-    server.start()
-    try:
+    with EmbeddedNats(tmp_path / "nats") as server:  # started on entry, stopped on exit
         yield server
-    finally:
-        server.stop()

@@ -24,6 +24,7 @@ from schemas import streams, subjects
 from schemas.envelope import Event
 from schemas.events import AlertReceived, AlertReceivedPayload
 from schemas.streams import ConsumerDef
+from tests.support.streams import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +39,6 @@ class Flaky:
     def __init__(self) -> None:
         self.poisoned = True
         self.runs: list[float] = []
-
-
-async def wait_for(cond: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await cond()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 async def invoke(nats_url: str, db: str, home: Path, *args: str) -> Result:

@@ -22,9 +22,10 @@ from schemas.events import (
 from services.review.adapters import PgApprovals
 from services.review.app import bootstrap, create_service
 from services.review.domain import AuditEntry
-from tests.integration.test_runtime import make_settings, stream_events, wait_for
+from tests.integration.test_runtime import make_settings, stream_events
 from tests.support.review import fix_payload
 from tests.support.stages import running_stage
+from tests.support.streams import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -32,6 +32,7 @@ from schemas.events import (
     IncidentOpenedPayload,
 )
 from schemas.streams import ConsumerDef
+from tests.support.streams import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -66,16 +67,6 @@ async def stream_events(js: JetStreamContext, subject: str) -> list[bytes]:
     finally:
         await sub.unsubscribe()
     return out
-
-
-async def wait_for(cond: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await cond()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 async def wait_done(svc: RunningService, event: Event[Any]) -> None:

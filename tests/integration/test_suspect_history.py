@@ -28,9 +28,10 @@ from services.diagnosis.domain.region import Region, enclosing_region
 from services.diagnosis.domain.report import SuspectReport
 from services.diagnosis.memory import MemoryAudit, MemoryRepos
 from services.diagnosis.usecase import Diagnosis, find_suspect
-from tests.integration.test_runtime import make_settings, stream_events, wait_done, wait_for
+from tests.integration.test_runtime import make_settings, stream_events, wait_done
 from tests.support.git import Repo
 from tests.support.stages import running_stage
+from tests.support.streams import wait_for
 
 pytestmark = [
     pytest.mark.integration,
