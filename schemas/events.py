@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, Field
 
 from schemas.envelope import Event, Payload
+from schemas.investigation import InvestigationReport
 
 ShortText = Annotated[str, Field(max_length=500)]
 LongText = Annotated[str, Field(max_length=20_000)]
@@ -149,6 +150,10 @@ class DiagnosisReadyPayload(Payload):
     # arguments, when the alert carried them: enough to reproduce the failure without a model.
     exception_type: Annotated[str, Field(max_length=300)] | None = None
     reproduction: FrameVars | None = None
+    # The investigation agent's grounded report (strategy `llm-investigation`); None for `stacktrace-blame`.
+    report: InvestigationReport | None = None
+    # Why the model's investigation did not stand (no model, unavailable, over budget, ungrounded...), if it did not.
+    fallback_reason: ShortText | None = None
 
 
 class DiagnosisReady(Event[DiagnosisReadyPayload]):
