@@ -1,4 +1,4 @@
-"""Plumbing commands: `bus setup`, `db migrate`, `events tail`, `dlq list` and `dlq redrive`."""
+"""Plumbing commands: `bus setup`, `db migrate`, `events tail`, `dlq list|show|redrive`."""
 
 from __future__ import annotations
 
@@ -107,6 +107,38 @@ def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")]
         table.add_row(str(r.id), str(r.recorded_at)[:19], r.consumer, str(r.stream_seq), r.kind,
                       str(r.event_id or "-")[:8], str(r.redriven_at or "-")[:19], r.reason)  # fmt: skip
     console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    letter_id: Annotated[int, typer.Argument(help="Dead letter id (from `dlq list`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """One dead letter: where it came from, why it died and the message it carried."""
+    letter = with_db(current_settings(), lambda conn: deadletter.get_dead_letter(conn, letter_id))
+    if letter is None:
+        err.print(f"no dead letter {letter_id} (see `pagerpatch dlq list`)", style="red", markup=False)
+        raise typer.Exit(1)
+    console.print(dead_letter_text(letter, as_json=as_json), soft_wrap=True, markup=False, highlight=False)
+
+
+def dead_letter_text(letter: deadletter.DeadLetter, *, as_json: bool = False) -> str:
+    """`dlq show`'s output: the fields, then the payload (pretty-printed when it is JSON, as stored when not)."""
+    try:
+        payload: Any = json.loads(letter.data)
+    except ValueError:
+        payload = None
+    fields = {
+        "id": letter.id, "consumer": letter.consumer, "stream": letter.stream, "stream_seq": letter.stream_seq,
+        "subject": letter.subject, "event_id": str(letter.event_id) if letter.event_id else None, "kind": letter.kind,
+        "deliveries": letter.deliveries, "recorded_at": str(letter.recorded_at),
+        "redriven_at": str(letter.redriven_at) if letter.redriven_at else None, "reason": letter.reason,
+    }  # fmt: skip
+    if as_json:
+        return json.dumps({**fields, "payload": payload, "raw": None if payload is not None else letter.data})
+    lines = [f"{k:12} {'-' if v is None else v}" for k, v in fields.items()]
+    body = json.dumps(payload, indent=2, sort_keys=True) if payload is not None else letter.data or "(empty)"
+    return "\n".join([*lines, "payload:" if payload is not None else "payload (not JSON, as stored):", body])
 
 
 @dlq_app.command("redrive")

@@ -105,6 +105,12 @@ async def list_dead_letters(conn: asyncpg.Pool | asyncpg.Connection, limit: int 
     return [DeadLetter(**dict(r)) for r in rows]
 
 
+async def get_dead_letter(conn: asyncpg.Pool | asyncpg.Connection, letter_id: int) -> DeadLetter | None:
+    """One dead letter with its stored message body, or None."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS}, data FROM dead_letters WHERE id = $1", letter_id)
+    return None if row is None else DeadLetter(**dict(row))
+
+
 @dataclass(frozen=True)
 class Redrive:
     """What `redrive` did (or, on a dry run, would do) with one dead letter: `done` False means it was skipped."""

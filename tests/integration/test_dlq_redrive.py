@@ -4,6 +4,7 @@ more and finishes; its checkpoint ends 'done', the letter is marked redriven and
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,14 @@ async def test_redrive_handles_a_fixed_dead_letter_once(nats_url, fresh_db, js, 
         checkpoint = "SELECT status, attempts, last_error FROM checkpoints WHERE event_id = $1 AND stage = $2"
         assert (await svc.pool.fetchrow(checkpoint, event.event_id, CONSUMER.durable))["status"] == "dead"
 
+        shown = await invoke(nats_url, fresh_db, tmp_path, "show", str(letter["id"]))
+        assert shown.exit_code == 0, shown.output
+        assert "checkout is not a known service" in shown.output and "payload:" in shown.output
+        assert '"service": "checkout"' in shown.output  # the stored message, pretty-printed
+        as_json = json.loads((await invoke(nats_url, fresh_db, tmp_path, "show", str(letter["id"]), "--json")).output)
+        assert as_json["kind"] == "poison" and as_json["event_id"] == str(event.event_id)
+        assert as_json["payload"]["payload"]["title"] == "t" and as_json["redriven_at"] is None
+
         nothing = await invoke(nats_url, fresh_db, tmp_path, "redrive")
         assert nothing.exit_code == 2 and "nothing selected" in nothing.output
 
@@ -123,6 +132,9 @@ async def test_redrive_refuses_a_body_that_is_not_an_event(nats_url, fresh_db, j
         refused = await invoke(nats_url, fresh_db, tmp_path, "redrive", "--all")
         assert refused.exit_code == 1
         assert f"#{letter}  skipped: poison: the stored body is not a valid event (no event id)" in refused.output
+        shown = await invoke(nats_url, fresh_db, tmp_path, "show", str(letter))
+        assert shown.exit_code == 0 and '"type": "alert.received"' in shown.output
+        assert (await invoke(nats_url, fresh_db, tmp_path, "show", "999")).exit_code == 1
         unknown = await invoke(nats_url, fresh_db, tmp_path, "redrive", "999")
         assert unknown.exit_code == 1 and "#999  skipped: no such dead letter" in unknown.output
         assert await svc.pool.fetchval("SELECT redriven_at FROM dead_letters") is None
