@@ -22,5 +22,7 @@ USER pagerpatch
 ENV PAGERPATCH_HOME=/var/lib/pagerpatch \
     PAGERPATCH_INGEST_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
+# ingest 8080, console 8081, /metrics of the other services 9090 (when PAGERPATCH_METRICS__PORT is set)
+EXPOSE 8080 8081 9090
 ENTRYPOINT ["tini", "--"]
 CMD ["pagerpatch", "--help"]

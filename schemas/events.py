@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, Field
 
 from schemas.envelope import Event, Payload
+from schemas.fixes import FixAttempt
 from schemas.investigation import InvestigationReport
+from schemas.review import ReviewFinding
 
 ShortText = Annotated[str, Field(max_length=500)]
 LongText = Annotated[str, Field(max_length=20_000)]
@@ -202,6 +204,12 @@ class FixValidatedPayload(Payload):
     removed_tests: list[ShortText] = Field(default_factory=list, max_length=50)  # tests the revert takes away
     regression_test: LongText | None = None  # the reproduction, added to the patch as a test
     reverted: SuspectCommit | None = None  # the commit actually reverted (a later candidate when the first failed)
+    # Reproduce first (docs/fixgen.md): True when a regression test (or the captured call) fails at the base with
+    # the alert's failure and passes with the fix; False when one was attempted and did not reproduce it (a test
+    # that already passes at the base, another error, none written): review raises the risk; None: not attempted.
+    reproduced: bool | None = None
+    reproduction_note: LongText = ""
+    attempt_log: list[FixAttempt] = Field(default_factory=list, max_length=50)  # every strategy's attempt, in order
 
 
 class FixValidated(Event[FixValidatedPayload]):
@@ -215,6 +223,7 @@ class FixFailedPayload(Payload):
     attempts: int = Field(ge=0)
     tests: TestRun | None = None
     tried: list[ShortText] = Field(default_factory=list, max_length=30)  # each candidate or attempt and its reason
+    attempt_log: list[FixAttempt] = Field(default_factory=list, max_length=50)  # every strategy's attempt, in order
 
 
 class FixFailed(Event[FixFailedPayload]):
@@ -227,6 +236,10 @@ class RiskAssessment(Payload):
     level: RiskLevel
     score: int = Field(ge=0)
     reasons: list[ShortText] = Field(default_factory=list)
+    # The model's self-critique (docs/review.md): it may raise `level` above the rules' level, never lower it.
+    rules_level: RiskLevel | None = None  # what the deterministic rules alone gave (the floor)
+    findings: list[ReviewFinding] = Field(default_factory=list, max_length=20)
+    would_merge: bool | None = None  # the review agent's verdict; None: no model review
 
 
 class FixApprovedPayload(Payload):

@@ -70,6 +70,14 @@ CONSUMERS: tuple[ConsumerDef, ...] = (
     ConsumerDef(durable="notifier-approval", service="notifier", subject=subjects.APPROVAL_REQUESTED),
     ConsumerDef(durable="notifier-rejected", service="notifier", subject=subjects.FIX_REJECTED),
     ConsumerDef(durable="notifier-failed", service="notifier", subject=subjects.FIX_FAILED),
+    # A pull request merged (incident resolved) or closed unmerged (pr_closed), from the GitHub webhook.
+    ConsumerDef(durable="notifier-pr-events", service="notifier", subject=subjects.PR_EVENT),
+    # The incident's Slack thread (services/notifier/thread.py): every stage's end updates the root message.
+    ConsumerDef(durable="notifier-opened", service="notifier", subject=subjects.INCIDENT_OPENED),
+    ConsumerDef(durable="notifier-diagnosis", service="notifier", subject=subjects.DIAGNOSIS_READY),
+    ConsumerDef(durable="notifier-validated", service="notifier", subject=subjects.FIX_VALIDATED),
+    ConsumerDef(durable="notifier-decided", service="notifier", subject=subjects.APPROVAL_DECIDED),
+    ConsumerDef(durable="notifier-pr-opened", service="notifier", subject=subjects.PR_OPENED),
 )
 
 

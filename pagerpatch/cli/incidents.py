@@ -17,12 +17,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from pagerpatch.cli.app import connected, console, current_settings, err, running_endpoints, with_db
-from pagerpatch.cli.report import incident_report, patch_of
+from pagerpatch.cli.report import incident_report, latest, patch_of
 from pagerpatch.incidents import IncidentRepository, IncidentView
 from pagerpatch.ops import endpoints, webhooks
 from pagerpatch.settings import Settings
 from schemas.codec import decode
 from schemas.envelope import Event
+from schemas.events import DiagnosisReady
 
 incidents_app = typer.Typer(help="Incidents.", no_args_is_help=True)
 
@@ -182,6 +183,8 @@ def incidents_show(
         say(line)
     for line in incident_report(shown.outputs):
         say(line)
+    for line in investigation_lines(shown.outputs):
+        say(line)
     if shown.pr:
         pr = shown.pr
         say(f"pull request: branch {pr['branch']} at {pr['url']} (head {pr['head_commit'][:12]})")
@@ -192,6 +195,28 @@ def incidents_show(
     if diff:
         patch = patch_of(shown.outputs)
         say(patch.rstrip("\n") if patch else "no patch: no fix was validated for this incident")
+
+
+def investigation_lines(events: list[Event[Any]]) -> list[str]:
+    """The investigation agent's report (docs/investigation.md): grounding counts and cost; or why it did not stand."""
+    ready = latest(events, DiagnosisReady)
+    if ready is None:
+        return []
+    d = ready.payload
+    if d.report is None:
+        return [f"investigation: none ({d.fallback_reason})"] if d.fallback_reason else []
+    r, g = d.report, d.report.grounding
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(g.rejected_by_kind.items()))
+    lines = [
+        f"investigation: {r.steps} step(s), {r.tool_calls} tool call(s), ${r.cost_usd:.4f}; fixability {r.fixability}",
+        f"grounding: {g.checked} claim(s) checked, {g.rejected} rejected"
+        + (f" ({kinds})" if kinds else "")
+        + ("; the report went back to the model once" if g.retried else ""),
+        f"summary: {r.summary}",
+    ]
+    lines += [f"next step: {s}" for s in r.next_steps]
+    lines += [f"would have helped: {s}" for s in r.would_have_helped]
+    return lines
 
 
 @dataclass(frozen=True)

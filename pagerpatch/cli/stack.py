@@ -12,8 +12,8 @@ from pagerpatch.cli.app import current_settings
 
 def up(
     services: Annotated[
-        str, typer.Option(help="Comma-separated services to run (default: all six).")
-    ] = "ingest,triage,diagnosis,fixgen,review,notifier",
+        str, typer.Option(help="Comma-separated services to run (default: all six and the web console).")
+    ] = "ingest,triage,diagnosis,fixgen,review,notifier,console",
 ) -> None:
     """Start everything: embedded NATS and Postgres if needed, bus set-up, migrations, all services."""
     from pagerpatch.ops.runner import run_up

@@ -139,3 +139,18 @@ class IncidentRepository:
     async def state(self, incident_id: uuid.UUID) -> str | None:
         value: str | None = await self.conn.fetchval("SELECT state FROM incidents WHERE id = $1", incident_id)
         return value
+
+    async def conclude(self, incident_id: uuid.UUID, state: str, outcome: str) -> bool:
+        """End a live incident from outside the pipeline (its pull request merged or closed) in terminal `state`
+        with `outcome`; False when it had already ended (or is unknown)."""
+        if state not in TERMINAL:
+            raise ValueError(f"{state!r} is not a terminal state")
+        ended = await self.conn.fetchval(
+            """UPDATE incidents SET state = $2, outcome = $3, closed_at = now(), updated_at = now()
+               WHERE id = $1 AND state <> ALL($4::text[]) RETURNING 1""",
+            incident_id,
+            state,
+            outcome,
+            list(TERMINAL),
+        )
+        return bool(ended)

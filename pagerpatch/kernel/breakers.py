@@ -8,6 +8,7 @@ from typing import TypeVar
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
+from pagerpatch.kernel import metrics
 from pagerpatch.kernel.errors import Poison, Transient
 
 T = TypeVar("T")
@@ -42,9 +43,12 @@ class Breakers:
                 except failures as exc:
                     raise _Counted(exc) from exc
         except OpenedState as exc:
+            metrics.breaker_rejected(dependency)
             raise Transient(f"{dependency} unavailable (circuit open)", retry_after_s=self.reset_after_s) from exc
         except _Counted as exc:
             raise Transient(f"{dependency} call failed: {exc.cause!r}", retry_after_s=1.0) from exc.cause
+        finally:
+            metrics.breaker_state(dependency, str(breaker.context.state))
 
     async def state(self, dependency: str) -> str:
         breaker = await self._factory.get_breaker(dependency)

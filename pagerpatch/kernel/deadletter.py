@@ -16,7 +16,7 @@ import asyncpg
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict
 
-from pagerpatch.kernel import store
+from pagerpatch.kernel import metrics, store
 from schemas import streams
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ async def record(
     )
     if row is not None:
         log.warning("dead letter #%s on %s (seq %s): %s", row["id"], consumer, stream_seq, reason[:300])
+        metrics.dead_letter(consumer, kind)
     return row is not None
 
 

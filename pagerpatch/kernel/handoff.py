@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -19,7 +20,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from pagerpatch.kernel import bus, deadletter, failpoints, outage
+from pagerpatch.kernel import bus, deadletter, failpoints, metrics, outage
 from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.kernel.checkpoints import Checkpoint, Checkpoints, StoredOutput
 from pagerpatch.kernel.errors import Poison, Transient
@@ -107,6 +108,7 @@ class StageRunner:
 
     async def process(self, msg: NatsMessage) -> None:
         """One delivery, start to ack; the heartbeat keeps it delivered while it waits (a slot, an outage)."""
+        started = time.monotonic()
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
             await self._process(msg)
@@ -116,6 +118,7 @@ class StageRunner:
                 await msg.nack(delay=exc.delay)
         finally:
             heartbeat.cancel()
+            metrics.handling_time(self.service, self.consumer.durable, time.monotonic() - started)
 
     async def _process(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -153,9 +156,11 @@ class StageRunner:
                 )
                 await self._publish(checkpoint.outputs)
             await msg.ack()
+            metrics.handoff(self.service, self.consumer.durable, "duplicate")
             return
         if checkpoint.status == "dead":
             await msg.ack()
+            metrics.handoff(self.service, self.consumer.durable, "duplicate")
             return
 
         try:
@@ -179,6 +184,7 @@ class StageRunner:
             await self._store(lambda: self.checkpoints.failed(event.event_id, error), f"failed {event.event_id}")
             delay = retry_delay(deliveries, self.settings.bus.retry_base_s, self.settings.bus.retry_cap_s)
             await msg.nack(delay=delay)
+            metrics.handoff(self.service, self.consumer.durable, "failed")
             return
 
         stored = await self._store(
@@ -187,6 +193,7 @@ class StageRunner:
         await self._publish(stored)
         failpoints.reached(f"{self.consumer.durable}.after_publish")
         await msg.ack()
+        metrics.handoff(self.service, self.consumer.durable, "handled")
 
     async def _store(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         """A runtime store call; while Postgres is unreachable the message waits in place (never dead-lettered)."""
@@ -269,6 +276,7 @@ class StageRunner:
                 headers={"Pagerpatch-Reason": reason[:500].replace("\n", " ")},
             )
         await msg.ack()
+        metrics.handoff(self.service, self.consumer.durable, "poison")
 
     async def record_advisory(self, msg: NatsMessage) -> None:
         """Record a max-deliveries advisory of this consumer as a dead letter."""

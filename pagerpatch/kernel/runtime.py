@@ -23,7 +23,7 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage as NatsMessageParam
 from nats.js.errors import NotFoundError
 
-from pagerpatch.kernel import bus, failpoints, outage
+from pagerpatch.kernel import bus, failpoints, metrics, outage
 from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.kernel.handoff import (
     FinishHook,
@@ -91,6 +91,7 @@ class RunningService:
     broker: NatsBroker
     pool: asyncpg.Pool
     runners: list[StageRunner]
+    metrics: metrics.MetricsServer | None = None  # /metrics, when `metrics.port(s)` gives this service a port
 
 
 async def wait_for_consumers(broker: NatsBroker, consumers: Sequence[ConsumerDef], timeout_s: float = 60.0) -> None:
@@ -171,7 +172,10 @@ async def start_service(
     await wait_for_consumers(broker, [r.consumer for r in runners])
     await broker.start()
     log.info("%s started: %s", service.name, ", ".join(r.consumer.durable for r in runners))
-    return RunningService(broker=broker, pool=pool, runners=runners)
+    js = broker.config.connection_state.stream
+    lag = metrics.jetstream_reader(js, [(r.consumer.stream, r.consumer.durable) for r in runners])
+    server = metrics.serve(settings.metrics, service.name, lag=lag)
+    return RunningService(broker=broker, pool=pool, runners=runners, metrics=server)
 
 
 def _subscribe(broker: NatsBroker, runner: StageRunner, settings: Settings) -> None:
@@ -200,6 +204,8 @@ def _subscribe(broker: NatsBroker, runner: StageRunner, settings: Settings) -> N
 
 
 async def stop_service(running: RunningService) -> None:
+    if running.metrics is not None:
+        running.metrics.close()
     for r in running.runners:
         r.stopping.set()
     await running.broker.stop()

@@ -16,7 +16,7 @@ from pagerpatch.llm import structured
 from pagerpatch.llm.config import AgentSpec, Governance
 from pagerpatch.llm.context import Conversation
 from pagerpatch.llm.scope import CallScope, Spent
-from pagerpatch.llm.tools import FACTS_FALLBACK_CHARS, ToolCall, ToolExecutor
+from pagerpatch.llm.tools import FACTS_FALLBACK_CHARS, ToolCall, ToolExecutor, ToolOutcome
 from pagerpatch.settings import LlmSettings
 
 if TYPE_CHECKING:  # the SDK's types are heavy to import; a service without a model never needs them
@@ -61,6 +61,20 @@ class ModelCaller(Protocol):
         team: str | None,
         spent: Spent | None,
     ) -> T: ...  # pragma: no cover
+
+
+class LoopControl(Protocol):
+    """What a caller may add to the loop (the investigation's task list is one): tools answered in code by the
+    caller, never by the registry (so never permission-checked or audited: they touch nothing but the caller's
+    own state), and system text rebuilt before every model call (after the cached prompt files)."""
+
+    def definitions(self) -> list[dict[str, Any]]: ...  # pragma: no cover
+
+    def handles(self, name: str) -> bool: ...  # pragma: no cover
+
+    def handle(self, name: str, arguments: dict[str, Any]) -> str: ...  # pragma: no cover
+
+    def system(self) -> str | None: ...  # pragma: no cover
 
 
 FINAL_NOW = "Give your final answer now by calling the answer tool."
@@ -112,9 +126,13 @@ async def run_tools(
     compress: bool,
     facts: Literal["tool", "llm"],
     tool_context: dict[str, Any],
+    control: LoopControl | None = None,
+    max_calls_per_turn: int | None = None,
 ) -> LoopResult[M]:
     spec = rt.governance.agent(agent)
     tools = [b.definition() for b in rt.tools.offered(agent)]
+    if control is not None:
+        tools += control.definitions()
     if output is not None:
         tools.append(structured.output_tool(output))
     limit = max_steps or spec.max_steps or rt.llm.max_steps
@@ -130,6 +148,8 @@ async def run_tools(
 
     for turn in range(1, limit + 1):
         result.turns = turn
+        if control is not None:
+            base["system"] = rt.system_for(agent, step, _joined(system, control.system()))
         msg = await rt.call(scope, {**base, "messages": conversation.messages()}, result.spent)
         tag = f"{step}:turn:{turn}"
         conversation.assistant(_params(msg.content), tag)
@@ -152,12 +172,18 @@ async def run_tools(
             if output is not None:
                 result.output = await _final_answer(rt, base, conversation, output, scope, result, FINAL_NOW)
             return result
+        handled = {u.id: _control_call(control, u) for u in uses if control is not None and control.handles(u.name)}
+        real = [u for u in uses if u.id not in handled]
+        over = {u.id: _not_run(u, max_calls_per_turn) for u in real[max_calls_per_turn or len(real) :]}
+        run = [u for u in real if u.id not in over]
         calls = await rt.tools.run_turn(
-            uses, agent=agent, incident_id=scope.incident_id, team=scope.team, parallel=parallel, extra=tool_context
+            run, agent=agent, incident_id=scope.incident_id, team=scope.team, parallel=parallel, extra=tool_context
         )
         if facts == "llm":
             calls = await _llm_facts(rt, scope, calls, result.spent)
         result.tool_calls.extend(calls)
+        done = {c.id: c for c in calls} | handled | over
+        calls = [done[u.id] for u in uses]  # the model's order
         if compress:
             conversation.compress_tool_results()  # earlier turns: the model has seen their raw outputs
         entry = conversation.user([c.result_block() for c in calls], tag)
@@ -167,6 +193,30 @@ async def run_tools(
     if output is not None:
         result.output = await _final_answer(rt, base, conversation, output, scope, result, OUT_OF_STEPS)
     return result
+
+
+def _joined(*parts: str | None) -> str | None:
+    text = "\n\n".join(p for p in parts if p)
+    return text or None
+
+
+def _control_call(control: LoopControl | None, use: Any) -> ToolCall:
+    """A control tool's call, answered in code by the caller (never a registry tool)."""
+    args: dict[str, Any] = dict(use.input) if isinstance(use.input, dict) else {}
+    assert control is not None
+    outcome: ToolOutcome = "ok"
+    try:
+        text = control.handle(str(use.name), args)
+    except ValueError as exc:
+        text, outcome = f"Invalid arguments: {exc}", "invalid_arguments"
+    return ToolCall(str(use.id), str(use.name), args, outcome, text, text)
+
+
+def _not_run(use: Any, limit: int | None) -> ToolCall:
+    """A call past the per-turn limit: not executed; the model may ask again in its next step."""
+    msg = f"Not executed: at most {limit} tool calls per step. Ask for it again in the next step if still needed."
+    args: dict[str, Any] = dict(use.input) if isinstance(use.input, dict) else {}
+    return ToolCall(str(use.id), str(use.name), args, "error", msg, msg)
 
 
 async def _final_answer(

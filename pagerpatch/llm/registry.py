@@ -1,20 +1,39 @@
-"""Tool registry: Python callables registered by name, bound to their tools.yaml declarations at start-up."""
+"""Tool registry: Python callables registered by name, bound to their tools.yaml declarations at start-up.
+
+A tool that depends on the deployment (an observability API's URL) declares it: an `available(settings) -> bool`
+hook (`@available_when(...)` on the callable, or `register(name, fn, available=...)`) keeps it from being offered
+when it is not configured, and a `settings` parameter receives the settings the registry was built with.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pagerpatch.llm.config import TOOLS_FILE, Governance, ToolSpec
-from pagerpatch.settings import ConfigError, _line_of
+from pagerpatch.settings import ConfigError, Settings, _line_of, get_settings
 
 log = logging.getLogger(__name__)
 
 ToolFn = Callable[..., Any]
+Availability = Callable[[Settings], bool]
+F = TypeVar("F", bound=Callable[..., Any])
+AVAILABLE_ATTR = "__pagerpatch_available__"
+
+
+def available_when(check: Availability) -> Callable[[F], F]:
+    """Mark a tool callable as offered only when `check(settings)` is true (e.g. its API's URL is configured)."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, AVAILABLE_ATTR, check)
+        return fn
+
+    return mark
 
 
 @dataclass(frozen=True)
@@ -56,23 +75,47 @@ class BoundTool:
 class ToolRegistry:
     """Callables by name. `bind()` checks them against tools.yaml: a declared tool without a callable fails."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self._fns: dict[str, ToolFn] = {}
+        self._hooks: dict[str, Availability] = {}
         self._bound: dict[str, BoundTool] = {}
+        self._unavailable: set[str] = set()
+        self._settings = settings  # for availability hooks and `settings` parameters (default: get_settings())
 
-    def register(self, name: str, fn: ToolFn | None = None) -> Any:
+    def register(self, name: str, fn: ToolFn | None = None, *, available: Availability | None = None) -> Any:
         """Register `fn` as tool `name`; usable as a decorator: `@registry.register("read_file")`."""
 
         def add(f: ToolFn) -> ToolFn:
             if name in self._fns and self._fns[name] is not f:
                 raise ValueError(f"tool {name!r} is already registered")
             self._fns[name] = f
+            if available is not None:
+                self._hooks[name] = available
             return f
 
         return add(fn) if fn is not None else add
 
-    def bind(self, governance: Governance) -> list[str]:
-        """Attach callables to declarations; returns warnings (deprecated tools), raises on missing callables."""
+    def _deployment(self, fn: ToolFn, name: str) -> tuple[ToolFn, bool]:
+        """`fn` with the settings bound when it takes them, and whether it is available in this deployment."""
+        hook: Availability | None = self._hooks.get(name) or getattr(fn, AVAILABLE_ATTR, None)
+        try:
+            takes_settings = "settings" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            takes_settings = False
+        if hook is None and not takes_settings:
+            return fn, True
+        if self._settings is None:
+            self._settings = get_settings()
+        bound_fn = functools.partial(fn, settings=self._settings) if takes_settings else fn
+        return bound_fn, hook is None or bool(hook(self._settings))
+
+    def bind(self, governance: Governance, settings: Settings | None = None) -> list[str]:
+        """Attach callables to declarations; returns warnings (deprecated tools), raises on missing callables.
+
+        A tool whose availability hook says no is bound but not offered (`get` returns None for it)."""
+        if settings is not None:
+            self._settings = settings
+        unavailable: set[str] = set()
         errors: list[str] = []
         warnings: list[str] = []
         path = governance.config_dir / TOOLS_FILE
@@ -97,14 +140,31 @@ class ToolRegistry:
                 note = spec.deprecated if isinstance(spec.deprecated, str) else "deprecated"
                 warnings.append(f"tool {name!r} is deprecated: {note}")
                 log.warning("tool %r is deprecated: %s", name, note)
+            fn, available = self._deployment(fn, name)
+            if not available:
+                unavailable.add(name)
+                log.info("tool %r is not configured in this deployment: not offered", name)
             bound[name] = BoundTool(name, spec, fn, "ctx" in inspect.signature(fn).parameters)
         if errors:
             raise ConfigError("tool registry:\n  " + "\n  ".join(errors))
         self._bound = bound
+        self._unavailable = unavailable
         return warnings
 
     def get(self, name: str) -> BoundTool | None:
-        return self._bound.get(name)
+        """The bound tool, or None when it is unknown or not available in this deployment (never offered)."""
+        return None if name in self._unavailable else self._bound.get(name)
+
+    @property
+    def unavailable(self) -> list[str]:
+        """Declared tools that are not configured in this deployment (not offered, calls refused)."""
+        return sorted(self._unavailable)
+
+    def why_not(self, name: str) -> str:
+        """Why `get(name)` is None, for the refusal the model is shown."""
+        if name in self._unavailable:
+            return f"tool {name!r} is not configured in this deployment"
+        return f"tool {name!r} has no registered callable"
 
     @property
     def names(self) -> list[str]:

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
-from pagerpatch.kernel import redaction
+from pagerpatch.kernel import metrics, redaction
 from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.kernel.redaction import redact_data
 from pagerpatch.llm import budgets, structured
@@ -23,7 +23,7 @@ from pagerpatch.llm.config import AgentSpec, Governance, llm_enabled, load_gover
 from pagerpatch.llm.context import Conversation
 from pagerpatch.llm.errors import BudgetExceeded, LlmError, LlmUnavailable, StructuredOutputError
 from pagerpatch.llm.ledger import CallRecord, Ledger, MemoryLedger, Outcome, PgLedger
-from pagerpatch.llm.loop import LoopResult, run_tools
+from pagerpatch.llm.loop import LoopControl, LoopResult, run_tools
 from pagerpatch.llm.pricing import Usage, cost_usd, estimate_cost_usd, price_for
 from pagerpatch.llm.registry import ToolRegistry
 from pagerpatch.llm.scope import CallScope, Spent
@@ -251,6 +251,7 @@ class LlmRuntime:
         error: str | None,
         request_id: str | None = None,
     ) -> None:
+        metrics.llm_call(scope.agent, model, outcome, usage, cost)
         await self.ledger.record(
             CallRecord(
                 agent=scope.agent,
@@ -346,6 +347,8 @@ class LlmRuntime:
         compress: bool = True,
         facts: Literal["tool", "llm"] = "tool",
         tool_context: dict[str, Any] | None = None,
+        control: LoopControl | None = None,
+        max_calls_per_turn: int | None = None,
     ) -> LoopResult[M]:
         """The tool-use loop for one agent step (pagerpatch/llm/loop.py); see docs/agent-runtime.md."""
         conv = conversation if conversation is not None else Conversation.of(_messages(messages, prompt))
@@ -361,6 +364,8 @@ class LlmRuntime:
             compress=compress,
             facts=facts,
             tool_context=tool_context or {},
+            control=control,
+            max_calls_per_turn=max_calls_per_turn,
         )
 
 

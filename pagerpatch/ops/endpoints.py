@@ -22,6 +22,7 @@ class Endpoints:
     database_url: str
     ingest_url: str
     pid: int | None = None
+    console_url: str = ""  # the web console `up` started ("": none)
 
 
 def write(state_dir: Path, endpoints: Endpoints) -> Path:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ import httpx
 from pagerpatch.kernel import bus, store
 from pagerpatch.ops import endpoints, webhooks
 from pagerpatch.ops.embedded import EmbeddedStack, free_port
-from pagerpatch.ops.supervisor import SERVICES, Supervisor
+from pagerpatch.ops.supervisor import CONSOLE, SERVICES, Supervisor
 from pagerpatch.ops.watchdog import ServerWatchdog
 from pagerpatch.settings import Settings
 
@@ -103,6 +104,17 @@ def failure_message(verdict: Verdict, url: str, seen: Observation, last_answer: 
     answer = f"; /readyz last said: {last_answer}" if last_answer else "; its port never answered"
     tail = "\n  ".join(lines) if lines else "(it printed nothing)"
     return f"{head}: {why}{answer}\nlast lines of ingest:\n  {tail}"
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether `host:port` can be bound right now (nobody listens there)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -192,7 +204,7 @@ def ingest_state(supervisor: Supervisor) -> ProcessState:
 class Stack:
     """The whole system in this process tree; used by `up` and by `demo`."""
 
-    def __init__(self, settings: Settings, services: list[str] | None = None) -> None:
+    def __init__(self, settings: Settings, services: list[str] | None = None, *, console: bool = False) -> None:
         unknown = set(services or []) - set(SERVICES)
         if unknown:
             raise ValueError(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(SERVICES)}")
@@ -204,6 +216,8 @@ class Stack:
         self._watching: asyncio.Task[None] | None = None
         self.ingest_url = ""
         self.ingest_log = LogTail("ingest")
+        self.console = console  # the web console (services/console) beside the pipeline: `up` starts it
+        self.console_url = ""
 
     async def start(self, readiness: ReadinessPolicy = ReadinessPolicy()) -> endpoints.Endpoints:
         started = time.monotonic()
@@ -236,9 +250,13 @@ class Stack:
         if opened != list(self.settings.ingest.open_providers):
             env["PAGERPATCH_INGEST__OPEN_PROVIDERS"] = json.dumps(opened)
             _say("generic webhook open without a signature on loopback (set PAGERPATCH_GENERIC_WEBHOOK_SECRET to sign)")
-        self.supervisor = supervisor = Supervisor(self.services, env, write=self.ingest_log)
+        children = list(self.services)
+        if self.console and self._console_env(env):
+            children.append(CONSOLE)
+        self.supervisor = supervisor = Supervisor(children, env, write=self.ingest_log)
         await supervisor.start()
-        ep = endpoints.Endpoints(nats_url=nats_url, database_url=db_url, ingest_url=self.ingest_url, pid=os.getpid())
+        ep = endpoints.Endpoints(nats_url=nats_url, database_url=db_url, ingest_url=self.ingest_url, pid=os.getpid(),
+                                 console_url=self.console_url)  # fmt: skip
         endpoints.write(self.settings.state_dir, ep)
         if "ingest" in self.services:
             async with httpx.AsyncClient(timeout=2) as client:
@@ -249,8 +267,26 @@ class Stack:
                     self.ingest_log,
                     readiness,
                 )
-        _say(f"up in {time.monotonic() - started:.1f}s — ingest at {self.ingest_url} (Ctrl-C stops everything)")
+        console = f", console at {self.console_url}" if self.console_url else ""
+        took = time.monotonic() - started
+        _say(f"up in {took:.1f}s — ingest at {self.ingest_url}{console} (Ctrl-C stops everything)")
         return ep
+
+    def _console_env(self, env: dict[str, str]) -> bool:
+        """Point the console at a port it can bind (the configured one, else a free one) and say where it is; False
+        (not started, and why) when its settings refuse: bound off loopback without PAGERPATCH_CONSOLE_TOKEN."""
+        cfg = self.settings.console
+        problem = cfg.startup_problem()
+        if problem:
+            _say(f"console not started: {problem}")
+            return False
+        port = cfg.port if cfg.port and port_free(cfg.host, cfg.port) else free_port(cfg.host)
+        if cfg.port and port != cfg.port:
+            _say(f"console: port {cfg.port} is taken; using {port}")
+        env["PAGERPATCH_CONSOLE__PORT"] = str(port)
+        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        self.console_url = f"http://{host}:{port}"
+        return True
 
     async def stop(self) -> None:
         if self.watchdog is not None and self._watching is not None:
@@ -264,6 +300,7 @@ class Stack:
 
 
 async def run_up(settings: Settings, services: list[str]) -> int:
+    """`pagerpatch up`: the pipeline services named, and the console when `console` is among them (the default)."""
     live = endpoints.running(settings.state_dir)
     if live is not None:
         _say(f"already running (pid {live.pid}) on {settings.state_dir}; ingest at {live.ingest_url}")
@@ -273,7 +310,7 @@ async def run_up(settings: Settings, services: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        stack = Stack(settings, services)
+        stack = Stack(settings, [s for s in services if s != CONSOLE], console=CONSOLE in services)
     except ValueError as exc:
         _say(str(exc))
         return 2

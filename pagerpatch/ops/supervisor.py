@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 SERVICES: tuple[str, ...] = ("ingest", "triage", "diagnosis", "fixgen", "review", "notifier")
+# Not a pipeline stage: the read-only web console (services/console), which `pagerpatch up` runs beside them.
+CONSOLE = "console"
 
 
 # Signals an operator stops a process with: such an exit is a stop, not a crash, and never grows the backoff.

@@ -1,7 +1,8 @@
 """Run a repository's real test command in isolation: bubblewrap by default, unsandboxed only when allowed.
 
 Every runner starts from a minimal environment (parent secrets never leak), enforces a wall-clock timeout by
-killing the whole process tree, caps address space, and keeps only the head and tail of the output.
+killing the whole process tree, caps memory, CPU time and processes (rlimits, plus a control group per run where
+the host allows one: `cgroups`), and keeps only the head and tail of the output.
 The seams: `port` (what callers see), `process` (shared plumbing), `bubblewrap` and `unsandboxed` (the two
 runners), `output` (pure output handling), `environment` (a repository's own Python environment), `testrun` (a
 test command with per-test results) and `junit` (reading them); this module re-exports the public names and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pagerpatch.sandbox import cgroups
 from pagerpatch.sandbox.bubblewrap import BubblewrapSandbox
 from pagerpatch.sandbox.environment import BaseInterpreter, Environments, RepoEnvironment, SetupFailed
 from pagerpatch.sandbox.junit import TestResults, failure_list, parse_junit
@@ -37,6 +39,7 @@ __all__ = [
     "TestReport",
     "TestResults",
     "UnsandboxedRunner",
+    "cgroups",
     "extract_summary",
     "failure_list",
     "make_sandbox",
@@ -56,12 +59,18 @@ def make_sandbox(settings: SandboxSettings, *, bwrap_path: str | Path | None = N
             timeout_s=settings.timeout_s,
             memory_mb=settings.memory_mb,
             output_limit_bytes=settings.output_limit_bytes,
+            cpu_s=settings.cpu_s,
+            max_processes=settings.max_processes,
+            cgroups=settings.cgroups != "off",
         )
     sandbox = BubblewrapSandbox(
         bwrap_path=bwrap_path,
         timeout_s=settings.timeout_s,
         memory_mb=settings.memory_mb,
         output_limit_bytes=settings.output_limit_bytes,
+        cpu_s=settings.cpu_s,
+        max_processes=settings.max_processes,
+        cgroups=settings.cgroups != "off",
     )
     reason = sandbox.unavailable_reason()
     if reason is not None:

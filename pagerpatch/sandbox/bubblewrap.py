@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pagerpatch.sandbox.port import BackendName, Mounts, SandboxError, SandboxResult, SandboxUnavailable
-from pagerpatch.sandbox.process import LimitedRunner, checked_workdir, memory_limit, read_status, result_of
+from pagerpatch.sandbox.process import LimitedRunner, checked_workdir, read_status, result_of
 
 _PROBE_TIMEOUT_S = 15.0
 
@@ -102,8 +102,12 @@ class BubblewrapSandbox(LimitedRunner):
         memory_mb: int = 2048,
         output_limit_bytes: int = 64_000,
         ro_binds: Sequence[Path] = (),
+        cpu_s: int | None = None,
+        max_processes: int | None = 512,
+        cgroups: bool = True,
     ) -> None:
-        super().__init__(timeout_s=timeout_s, memory_mb=memory_mb, output_limit_bytes=output_limit_bytes)
+        super().__init__(timeout_s=timeout_s, memory_mb=memory_mb, output_limit_bytes=output_limit_bytes,
+                         cpu_s=cpu_s, max_processes=max_processes, cgroups=cgroups)  # fmt: skip
         self.bwrap_path = shutil.which("bwrap") if bwrap_path is None else str(bwrap_path)
         self.ro_binds = tuple(Path(p).resolve() for p in ro_binds)
 
@@ -131,7 +135,13 @@ class BubblewrapSandbox(LimitedRunner):
         return self.unavailable_reason() is None
 
     def argv(
-        self, command: str, workdir: Path, *, status_fd: int | None = None, mounts: Mounts | None = None
+        self,
+        command: str,
+        workdir: Path,
+        *,
+        status_fd: int | None = None,
+        mounts: Mounts | None = None,
+        timeout_s: float | None = None,
     ) -> list[str]:
         """The full bwrap command line for `command` run from `workdir` (an absolute, existing directory)."""
         assert self.bwrap_path is not None
@@ -154,8 +164,7 @@ class BubblewrapSandbox(LimitedRunner):
         args += ["--chdir", str(inside)]
         if status_fd is not None:
             args += ["--json-status-fd", str(status_fd)]
-        limit_prefix, _ = memory_limit(self.memory_bytes)
-        return [*args, "--", *limit_prefix, "/bin/sh", "-c", command]
+        return [*args, "--", *self.limit_prefix(timeout_s), "/bin/sh", "-c", command]
 
     async def run(
         self,
@@ -177,7 +186,7 @@ class BubblewrapSandbox(LimitedRunner):
         status_read, status_write = os.pipe()
         try:
             try:
-                argv = self.argv(command, tree, status_fd=status_write, mounts=mounts)
+                argv = self.argv(command, tree, status_fd=status_write, mounts=mounts, timeout_s=timeout_s)
                 done = await self.launch(argv, tree, timeout_s=timeout_s, env=env, pass_fds=(status_write,))
             finally:
                 os.close(status_write)

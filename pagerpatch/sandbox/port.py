@@ -38,6 +38,7 @@ class SandboxResult:
     output_truncated: bool = False
     killed_by_signal: int | None = None  # 128 < exit_code <= 192 is read as a signal (best effort)
     out_of_memory: bool = False  # best effort: failed allocation reported at the end of the output
+    limits_hit: tuple[str, ...] = ()  # best effort: "memory", "cpu", "processes" (README: sandbox limits)
 
     @property
     def passed(self) -> bool:

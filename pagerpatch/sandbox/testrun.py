@@ -1,7 +1,9 @@
-"""Run a repository's test command (or a Python script) in its environment, with per-test results when pytest runs.
+"""Run a repository's test command (or a Python script) in its environment, with per-test results when pytest or
+`node --test` runs.
 
-pytest is asked, through PYTEST_ADDOPTS, for a JUnit XML report in a results directory outside the worktree (bound
-writable), so nothing lands in the diff; a runner that ignores the variable leaves only the exit code to go by.
+pytest is asked, through PYTEST_ADDOPTS, and node's test runner, through NODE_OPTIONS, for a JUnit XML report in a
+results directory outside the worktree (bound writable), so nothing lands in the diff; node keeps its usual TAP
+output on stdout. A runner that ignores both variables leaves only the exit code to go by.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from pagerpatch.sandbox.environment import RepoEnvironment
 from pagerpatch.sandbox.junit import TestResults, read_junit
 from pagerpatch.sandbox.port import Sandbox, SandboxResult
 
-__all__ = ["FAILED_TESTS_KEPT", "TestReport", "pytest_options", "run_python", "run_test_command"]
+__all__ = ["FAILED_TESTS_KEPT", "TestReport", "node_options", "pytest_options", "run_python", "run_test_command"]
 
 FAILED_TESTS_KEPT = 50  # failing test ids an event carries
 _REPORT = "report.xml"
+_NODE_REPORT = "node-report.xml"
 _SCRIPT = "pagerpatch_script.py"
 
 
@@ -43,6 +46,21 @@ def pytest_options(results: Path) -> str:
     return f"--junitxml={results / _REPORT} -o junit_family=xunit1 -p no:cacheprovider"
 
 
+def node_options(results: Path) -> str:
+    """NODE_OPTIONS for a run: `node --test` reports TAP on stdout as usual and JUnit XML into `results` (node 20+;
+    other node processes ignore the test-runner flags)."""
+    return (
+        "--test-reporter=tap --test-reporter-destination=stdout "
+        f"--test-reporter=junit --test-reporter-destination={results / _NODE_REPORT}"
+    )
+
+
+def _read_reports(results: Path) -> TestResults | None:
+    """pytest's report, else node's (a repository runs one of them)."""
+    found = read_junit(results / _REPORT)
+    return found if found is not None else read_junit(results / _NODE_REPORT)
+
+
 def _results_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="pagerpatch-results-")).resolve()
 
@@ -54,11 +72,15 @@ async def run_test_command(
     results = await asyncio.to_thread(_results_dir)
     try:
         await asyncio.to_thread(env.apply_overlay, tree)
-        variables = {**env.variables(), "PYTEST_ADDOPTS": pytest_options(results)}
+        variables = {
+            **env.variables(),
+            "PYTEST_ADDOPTS": pytest_options(results),
+            "NODE_OPTIONS": node_options(results),
+        }
         result = await sandbox.run(
             command, tree, timeout_s=timeout_s, env=variables, mounts=env.mounts(writable=(results,))
         )
-        tests = None if result.timed_out else await asyncio.to_thread(read_junit, results / _REPORT)
+        tests = None if result.timed_out else await asyncio.to_thread(_read_reports, results)
         return TestReport(result, tests)
     finally:
         await asyncio.to_thread(shutil.rmtree, results, True)

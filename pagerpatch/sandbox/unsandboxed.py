@@ -1,12 +1,19 @@
-"""The explicit opt-out: run tests on the host with no isolation, still with a clean environment and limits."""
+"""The explicit opt-out: run tests on the host with no isolation, still with a clean environment and limits.
+
+What it cannot do (bubblewrap does): keep the command off the network, keep it from writing anywhere the user
+can outside the working tree, hide the host's files. Memory, CPU, process and time limits hold the same.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 from pagerpatch.sandbox.port import BackendName, Mounts, SandboxResult, SandboxUnavailable
-from pagerpatch.sandbox.process import LimitedRunner, checked_workdir, memory_limit, result_of
+from pagerpatch.sandbox.process import LimitedRunner, checked_workdir, result_of
 
 
 class UnsandboxedRunner(LimitedRunner):
@@ -21,6 +28,9 @@ class UnsandboxedRunner(LimitedRunner):
         timeout_s: float = 300.0,
         memory_mb: int = 2048,
         output_limit_bytes: int = 64_000,
+        cpu_s: int | None = None,
+        max_processes: int | None = 512,
+        cgroups: bool = True,
     ) -> None:
         if not allow_unsandboxed:
             raise SandboxUnavailable(
@@ -28,7 +38,15 @@ class UnsandboxedRunner(LimitedRunner):
                 "explicitly: set PAGERPATCH_SANDBOX__ALLOW_UNSANDBOXED=true (with "
                 "PAGERPATCH_SANDBOX__BACKEND=unsandboxed), or use the default bubblewrap backend."
             )
-        super().__init__(timeout_s=timeout_s, memory_mb=memory_mb, output_limit_bytes=output_limit_bytes)
+        super().__init__(timeout_s=timeout_s, memory_mb=memory_mb, output_limit_bytes=output_limit_bytes,
+                         cpu_s=cpu_s, max_processes=max_processes, cgroups=cgroups)  # fmt: skip
+
+    def nproc(self) -> int | None:
+        """On the host the command's processes count with every other process of this user (RLIMIT_NPROC is per
+        user, in the host's user namespace): the limit is on top of what the user runs already."""
+        if self.max_processes is None or os.getuid() == 0:  # root: not binding; the cgroup's pids.max is
+            return self.max_processes
+        return self.max_processes + _tasks_of(os.getuid())
 
     async def run(
         self,
@@ -41,9 +59,19 @@ class UnsandboxedRunner(LimitedRunner):
     ) -> SandboxResult:
         """Run `command` with /bin/sh in `workdir` on the host (`mounts` changes nothing: the host is all there)."""
         tree = checked_workdir(workdir)
-        prefix, _ = memory_limit(self.memory_bytes)
+        prefix = self.limit_prefix(timeout_s)
         done = await self.launch([*prefix, "/bin/sh", "-c", command], tree, timeout_s=timeout_s, env=env)
         code = done.returncode
         if code is not None and code < 0:  # killed by a signal: report it the way the shell does
             code = 128 - code
         return result_of(command, done, code, self.backend)
+
+
+def _tasks_of(uid: int) -> int:
+    """Processes and threads of `uid` now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for proc in psutil.process_iter(["uids", "num_threads"]):
+        uids, threads = proc.info.get("uids"), proc.info.get("num_threads")
+        if uids is not None and uids.real == uid:
+            count += threads or 1
+    return count

@@ -24,13 +24,24 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
+from pagerpatch.settings.console import ConsoleSettings
 from pagerpatch.settings.files import _line_of, _YamlSource, config_path, line_of
+from pagerpatch.settings.integrations import (
+    FlatIntegrationEnv,
+    GithubSettings,
+    LinearSettings,
+    RepoGithub,
+    SlackSettings,
+)
+from pagerpatch.settings.knowledge import KnowledgeSettings, ObservabilitySettings
+from pagerpatch.settings.metrics import MetricsSettings
 from pagerpatch.settings.sections import (
     AlertMatch,
     BusSettings,
     ConfigError,
     ConsumerOverride,
     DiagnosisSettings,
+    FixgenSettings,
     IngestSettings,
     LlmSettings,
     MaintenanceWindow,
@@ -53,7 +64,10 @@ __all__ = [
     "ConfigError",
     "ConsumerOverride",
     "DiagnosisSettings",
+    "FixgenSettings",
+    "GithubSettings",
     "IngestSettings",
+    "LinearSettings",
     "LlmSettings",
     "MaintenanceWindow",
     "ModelPrice",
@@ -61,9 +75,11 @@ __all__ = [
     "OpenAfterRule",
     "PolicySettings",
     "RepoConfig",
+    "RepoGithub",
     "SandboxSettings",
     "ServiceEntry",
     "Settings",
+    "SlackSettings",
     "TelemetrySettings",
     "TriageSettings",
     "WeeklyWindow",
@@ -104,20 +120,31 @@ class Settings(BaseSettings):
     grafana_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     alertmanager_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     generic_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    prometheus_token: SecretStr | None = None  # PAGERPATCH_PROMETHEUS_TOKEN: `Authorization: Bearer` to Prometheus
+    loki_token: SecretStr | None = None  # PAGERPATCH_LOKI_TOKEN: `Authorization: Bearer` to Loki
     ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     bus: BusSettings = Field(default_factory=BusSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     triage: TriageSettings = Field(default_factory=TriageSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
+    fixgen: FixgenSettings = Field(default_factory=FixgenSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "PAGERPATCH_ANTHROPIC_API_KEY")
     )
     repos: list[RepoConfig] = Field(default_factory=list)
     service_catalog: dict[str, ServiceEntry] = Field(default_factory=dict)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)  # services/console (docs/console.md)
+    # Where the team works (pagerpatch/settings/integrations.py): each on when its credentials are configured.
+    github: GithubSettings = Field(default_factory=GithubSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    linear: LinearSettings = Field(default_factory=LinearSettings)
 
     @field_validator("failpoints", mode="before")
     @classmethod
@@ -148,7 +175,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls))
+        return (init_settings, env_settings, FlatIntegrationEnv(settings_cls), _YamlSource(settings_cls))
 
     @property
     def state_dir(self) -> Path:

@@ -18,6 +18,7 @@ from pydantic_settings import (
     NoDecode,
 )
 
+from pagerpatch.settings.integrations import RepoGithub
 from schemas.events import Severity
 
 
@@ -62,6 +63,7 @@ class RepoConfig(_Strict):
     setup_command: str | None = Field(default=None, min_length=1, max_length=2000)
     setup_network: bool = False  # network during the set-up only, and only when this is true
     test_timeout_s: float | None = Field(default=None, gt=0)  # this repository's test limit (else sandbox.timeout_s)
+    github: RepoGithub | None = None  # pull requests go to GitHub (when configured) instead of `remote`
 
     def location(self) -> str:
         loc = self.path or self.url
@@ -198,6 +200,11 @@ class SandboxSettings(_Strict):
     allow_unsandboxed: bool = False
     timeout_s: float = Field(default=300.0, gt=0)
     memory_mb: int = Field(default=2048, ge=64)
+    # CPU seconds per process (RLIMIT_CPU; unset: twice the run's timeout) and processes+threads per run
+    # (cgroup pids.max, else RLIMIT_NPROC); `cgroups: off` keeps to rlimits (README: sandbox limits).
+    cpu_s: int | None = Field(default=None, ge=1)
+    max_processes: int | None = Field(default=512, ge=16)
+    cgroups: Literal["auto", "off"] = "auto"
     output_limit_bytes: int = Field(default=64_000, ge=1024)
     # Sandbox runs (tests, environments, scripts) at once per fixgen process; the rest wait (unset: CPU count).
     max_concurrent: int | None = Field(default=None, ge=1)
@@ -206,6 +213,11 @@ class SandboxSettings(_Strict):
 class DiagnosisSettings(_Strict):
     # Git work (refresh, worktrees, blame) at once per diagnosis process; the rest wait (unset: CPU count).
     max_concurrent: int | None = Field(default=None, ge=1)
+
+
+class FixgenSettings(_Strict):
+    # Fix agent (model-patch) attempts per incident, each a patch proved in the sandbox (docs/fixgen.md).
+    max_attempts: int = Field(default=3, ge=1, le=10)
 
 
 WebhookProvider = Literal[

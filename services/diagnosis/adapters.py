@@ -4,10 +4,11 @@ and the circuit breaker git work runs through."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,12 @@ from pagerpatch.git.workspace import BlameInfo, GitError
 from pagerpatch.git.worktrees import Workspaces
 from pagerpatch.kernel import store
 from pagerpatch.kernel.breakers import Breakers
-from pagerpatch.settings import RepoConfig
+from pagerpatch.knowledge import KnowledgeBase, KnowledgeEntry, sync_knowledge
+from pagerpatch.settings import RepoConfig, Settings
 from services.diagnosis.domain.facts import Blame, Commit
 
 STAGE = "diagnosis"
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -87,6 +90,29 @@ class GitHistory:
             return workspace.commits_since(self.path, sha, ancestor) == 0
         except GitError:
             return False
+
+    def recent_commits(self, files: Sequence[str], rev: str, limit: int) -> list[str]:
+        sep = "\x1e"
+        args = ["log", f"--max-count={limit}", f"--format={sep}%h %ad %an: %s", "--date=short", "--name-only"]
+        try:
+            out = workspace.git(self.path, *args, "--end-of-options", rev, "--", *files)
+        except GitError:
+            return []
+        lines = []
+        for record in out.split(sep)[1:]:
+            head, *changed = [ln for ln in record.splitlines() if ln.strip()]
+            lines.append(f"{head} [{', '.join(changed[:8])}]")
+        return lines
+
+    def mentioning(self, word: str, rev: str) -> list[str]:
+        try:
+            out = workspace.git(self.path, "grep", "-l", "-w", "-F", "-I", "-e", word, rev)
+        except GitError:  # no match (exit 1) or no such revision
+            return []
+        return [line.removeprefix(f"{rev}:") for line in out.splitlines()]
+
+    def workspace(self) -> Path | None:
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -157,3 +183,34 @@ class GitBreaker:
     async def __call__(self, repo: str, work: Callable[[], Awaitable[T]]) -> T:
         async with git_slots():
             return await self.breakers.call(f"git:{repo}", work, failures=(GitError, OSError))
+
+
+class SyncedKnowledge:
+    """The Knowledge port on the Postgres knowledge base, indexed from the knowledge folder once per process on
+    first use (only what changed is written). A knowledge base that cannot be read is an empty one: the
+    investigation goes on without it, and the log says why."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.base = KnowledgeBase(pool)
+        self.pool = pool
+        self.settings = settings
+        self._synced = False
+
+    async def _ready(self) -> bool:
+        if not self._synced:
+            try:
+                await sync_knowledge(self.pool, self.settings)
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("knowledge base not synced: %s", exc)
+                return False
+            self._synced = True
+        return True
+
+    async def catalog(self) -> Sequence[KnowledgeEntry]:
+        return await self.base.catalog() if await self._ready() else []
+
+    async def runbooks_for(self, title: str, labels: dict[str, str]) -> Sequence[KnowledgeEntry]:
+        return await self.base.runbooks_for(title, labels) if await self._ready() else []
+
+    async def get(self, keyword: str) -> KnowledgeEntry | None:
+        return await self.base.get(keyword) if await self._ready() else None

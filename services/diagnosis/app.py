@@ -7,9 +7,13 @@ import asyncpg
 from pagerpatch.git.repos import RepoRegistry
 from pagerpatch.incidents import finish_handoff
 from pagerpatch.kernel.runtime import Service, service_main
+from pagerpatch.knowledge import MemoryKnowledge
+from pagerpatch.llm import LlmRuntime, ToolRegistry
+from pagerpatch.llm.config import llm_enabled
 from pagerpatch.settings import Settings
-from services.diagnosis.adapters import GitCheckouts, PgAudit, limit_git_work
+from services.diagnosis.adapters import GitCheckouts, PgAudit, SyncedKnowledge, limit_git_work
 from services.diagnosis.handlers import service
+from services.diagnosis.investigation import Investigation
 from services.diagnosis.settings import make_workspaces
 from services.diagnosis.usecase import Diagnosis
 
@@ -25,7 +29,18 @@ def bootstrap(settings: Settings, pool: asyncpg.Pool) -> Diagnosis:
         repos=RepoRegistry(settings, pool),
         checkouts=GitCheckouts(make_workspaces(settings)),
         audit=PgAudit(pool),
+        investigator=make_investigator(settings, pool),
     )
+
+
+def make_investigator(settings: Settings, pool: asyncpg.Pool | None) -> Investigation | None:
+    """The investigation agent when a model is configured; None otherwise (the deterministic diagnosis stands).
+    Invalid agent-runtime files (tools/agents/policies) fail start-up with their file:line message."""
+    if not llm_enabled(settings):
+        return None
+    runtime = LlmRuntime.create(settings, pool, ToolRegistry(settings))
+    knowledge = SyncedKnowledge(pool, settings) if pool is not None else MemoryKnowledge([])
+    return Investigation(runtime, knowledge, settings.service_catalog)
 
 
 def main() -> None:

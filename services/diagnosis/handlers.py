@@ -17,5 +17,6 @@ service: Service[Diagnosis] = Service(STAGE)
 
 @service.handler("diagnosis", IncidentOpened)
 async def on_incident(event: IncidentOpened, ctx: StageContext[Diagnosis]) -> Sequence[Event[Any]]:
-    payload = await ctx.deps.diagnose(incident_id_of(event), event.payload, guard=GitBreaker(ctx.breakers))
+    guard = GitBreaker(ctx.breakers)
+    payload = await ctx.deps.diagnose(incident_id_of(event), event.payload, guard=guard, team=event.team)
     return [] if payload is None else [event.derive(DiagnosisReady, payload, stage=STAGE)]

@@ -3,11 +3,13 @@ audit list. Unit tests (and evals) run the real use case on them with no git and
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pagerpatch.git.repos import MemoryRepos as MemoryRepos  # the registry port, shared by every stage
 from pagerpatch.git.workspace import GitError
@@ -79,6 +81,17 @@ class MemoryHistory:
 
     def descends(self, sha: str, ancestor: str) -> bool:
         return sha != ancestor and ancestor in self._ancestry(sha)
+
+    def recent_commits(self, files: Sequence[str], rev: str, limit: int) -> list[str]:
+        shas = [sha for sha, changed in self.touched.items() if sha in self.commits and changed & set(files)]
+        newest = sorted((self.commits[s] for s in shas), key=lambda c: c.committed_at, reverse=True)[:limit]
+        return [f"{c.sha[:7]} {c.authored_at:%Y-%m-%d} {c.author}: {c.subject}" for c in newest]
+
+    def mentioning(self, word: str, rev: str) -> list[str]:
+        return sorted(f for f, text in self.sources.items() if re.search(rf"\b{re.escape(word)}\b", text))
+
+    def workspace(self) -> Path | None:
+        return None
 
     def _ancestry(self, sha: str) -> set[str]:
         """`sha` and every commit it descends from."""

@@ -8,15 +8,18 @@ When git itself fails they raise `GitError`, which the guard counts against the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from pagerpatch.git.workspace import GitError
 from pagerpatch.settings import RepoConfig
+from schemas.events import DiagnosisReadyPayload, IncidentOpenedPayload
 from services.diagnosis.domain.facts import Blame, Commit
+from services.diagnosis.domain.investigation import Entry, Outcome
 
-__all__ = ["Audit", "Checkouts", "GitError", "GitGuard", "History", "RepoLookup"]
+__all__ = ["Audit", "Checkouts", "GitError", "GitGuard", "History", "Investigator", "Knowledge", "RepoLookup"]
 
 T = TypeVar("T")
 
@@ -66,6 +69,19 @@ class History(Protocol):
         """Whether commit `sha` strictly descends from commit `ancestor`; False when git cannot tell."""
         ...  # pragma: no cover
 
+    def recent_commits(self, files: Sequence[str], rev: str, limit: int) -> list[str]:
+        """Up to `limit` commits up to `rev` touching `files`, newest first, one line each:
+        `<short sha> <date> <author>: <subject> [changed files]`."""
+        ...  # pragma: no cover
+
+    def mentioning(self, word: str, rev: str) -> list[str]:
+        """Files of `rev` whose text contains `word` as a whole word."""
+        ...  # pragma: no cover
+
+    def workspace(self) -> Path | None:
+        """The worktree's folder, for the investigation's tools (None: no folder, e.g. in memory)."""
+        ...  # pragma: no cover
+
 
 class Checkouts(Protocol):
     """Per-incident worktrees of the repositories diagnosis reads."""
@@ -106,4 +122,40 @@ class GitGuard(Protocol):
 
     async def __call__(self, repo: str, work: Callable[[], Awaitable[T]]) -> T:
         """The result of `work()`; git failures may surface as `Transient` when the guard is a breaker."""
+        ...  # pragma: no cover
+
+
+class Knowledge(Protocol):
+    """The knowledge base the investigation reads (`pagerpatch.knowledge.KnowledgeBase` in the service)."""
+
+    async def catalog(self) -> Sequence[Entry]:
+        """Every entry (frontmatter and body), guidelines first, then knowledge, then runbooks."""
+        ...  # pragma: no cover
+
+    async def runbooks_for(self, title: str, labels: dict[str, str]) -> Sequence[Entry]:
+        """The runbooks whose `alerts:` patterns match this alert."""
+        ...  # pragma: no cover
+
+    async def get(self, keyword: str) -> Entry | None:
+        """One entry by keyword."""
+        ...  # pragma: no cover
+
+
+class Investigator(Protocol):
+    """The investigation agent (services/diagnosis/investigation.py) over the agent runtime."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a model is configured; without one the deterministic diagnosis stands."""
+        ...  # pragma: no cover
+
+    async def investigate(
+        self,
+        incident_id: str,
+        incident: IncidentOpenedPayload,
+        deterministic: DiagnosisReadyPayload,
+        history: History,
+        team: str | None,
+    ) -> Outcome:
+        """Prepare, investigate, report and ground; never raises for a model failure (the outcome says why)."""
         ...  # pragma: no cover

@@ -16,7 +16,7 @@ from pagerpatch.settings import RepoConfig
 from pagerpatch.traces import symbols
 from pagerpatch.traces.stacktrace import Frame, ParsedTrace, map_frames_to_repo, parse_trace
 from schemas.events import DiagnosisReadyPayload, FrameVars, IncidentOpenedPayload
-from services.diagnosis.domain import report, vetting
+from services.diagnosis.domain import outcome, report, vetting
 from services.diagnosis.domain.confidence import score_confidence
 from services.diagnosis.domain.cosmetic import cosmetic_change
 from services.diagnosis.domain.facts import Blame, BlamedFrame, Candidate, Commit, RegionChange, candidate_sha
@@ -31,7 +31,7 @@ from services.diagnosis.domain.suspect import (
     frames_to_blame,
     ranked_candidates,
 )
-from services.diagnosis.ports import Audit, Checkouts, GitError, GitGuard, History, RepoLookup
+from services.diagnosis.ports import Audit, Checkouts, GitError, GitGuard, History, Investigator, RepoLookup
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,11 +51,20 @@ class Diagnosis:
     repos: RepoLookup
     checkouts: Checkouts
     audit: Audit
+    investigator: Investigator | None = None  # the investigation agent; None or disabled: no model configured
 
     async def diagnose(
-        self, incident_id: uuid.UUID, incident: IncidentOpenedPayload, guard: GitGuard = unguarded
+        self,
+        incident_id: uuid.UUID,
+        incident: IncidentOpenedPayload,
+        guard: GitGuard = unguarded,
+        team: str | None = None,
     ) -> DiagnosisReadyPayload | None:
-        """The incident's diagnosis; None when there is no repository to diagnose (the skip is audited)."""
+        """The incident's diagnosis; None when there is no repository to diagnose (the skip is audited).
+
+        The deterministic diagnosis runs first, on git, through the guard; then, with a model configured, the
+        investigation runs on the same worktree (outside the guard: it holds no git slot while the model thinks)
+        and its grounded report stands unless it failed -- the deterministic one stands then, with the reason."""
         if incident.repo is None:
             log.warning("incident %s: service %r has no repository in config; nothing to diagnose", incident_id,
                         incident.service)  # fmt: skip
@@ -63,18 +72,30 @@ class Diagnosis:
             await self.audit.skipped(incident_id, reason)
             return None
         repo = await self.repos.require(incident.repo)
+        cleanup = ExitStack()
+        try:
 
-        async def work() -> DiagnosisReadyPayload:
-            # git runs as blocking subprocesses: the whole checkout-blame-cleanup runs in one worker thread
-            return await asyncio.to_thread(diagnose_checkout, self.checkouts, repo, str(incident_id), incident)
+            async def work() -> tuple[DiagnosisReadyPayload, History | None]:
+                # git runs as blocking subprocesses: checkout and blame run in one worker thread
+                return await asyncio.to_thread(checkout_and_diagnose, self.checkouts, repo, str(incident_id),
+                                               incident, cleanup)  # fmt: skip
 
-        return await guard(repo.name, work)
+            payload, history = await guard(repo.name, work)
+            if self.investigator is None or not self.investigator.enabled:
+                return outcome.with_fallback(payload, outcome.NO_MODEL)
+            if history is None:
+                return outcome.with_fallback(payload, "no revision of the repository to investigate")
+            found = await self.investigator.investigate(str(incident_id), incident, payload, history, team)
+            return outcome.decide(payload, found)
+        finally:
+            await asyncio.to_thread(cleanup.close)
 
 
-def diagnose_checkout(
-    checkouts: Checkouts, repo: RepoConfig, incident_id: str, incident: IncidentOpenedPayload
-) -> DiagnosisReadyPayload:
-    """Check `repo` out at the alert's commit (or the default branch) and find the suspect commit (blocking).
+def checkout_and_diagnose(
+    checkouts: Checkouts, repo: RepoConfig, incident_id: str, incident: IncidentOpenedPayload, cleanup: ExitStack
+) -> tuple[DiagnosisReadyPayload, History | None]:
+    """Check `repo` out at the alert's commit (or the default branch) and find the suspect commit (blocking); the
+    worktree stays open in `cleanup` (the caller closes it) and is returned with the diagnosis (None: none).
 
     A commit or branch the repository does not have is an answer, not a failure to retry: a missing alert
     commit falls back to the default branch, and a missing default branch ends in a diagnosis that says so.
@@ -83,35 +104,34 @@ def diagnose_checkout(
     checkouts.refresh(repo)
     branch = repo.default_branch
     tried: list[str] = []
-    with ExitStack() as cleanup:
-        history: History | None = None
-        if incident.commit and incident.commit != branch:
-            try:
-                history = cleanup.enter_context(checkouts.worktree(repo, incident_id, incident.commit))
-            except GitError as exc:
-                if not exc.missing_ref:
-                    raise
-                log.warning("commit %s from the alert is not in %s; using %s", incident.commit, repo.name, branch)
-                tried.append(f"commit {incident.commit} from the alert (skipped: not in {repo.name})")
-        if history is None:
-            try:
-                history = cleanup.enter_context(checkouts.worktree(repo, incident_id, branch))
-            except GitError as exc:
-                if not exc.missing_ref:
-                    raise
-                return _without_branch(checkouts, repo, incident, tried)
-        base = history.resolve("HEAD")
-        if not incident.stack_trace:
-            why = "the alert carries no stack trace"
-            return report.without_trace(repo.name, base, incident.title, incident.severity, why, tried=tried)
-        trace = parse_trace(incident.stack_trace)
-        if trace is None:
-            why = "the stack trace could not be parsed"
-            return report.without_trace(repo.name, base, incident.title, incident.severity, why, tried=tried)
-        found = find_suspect(history, trace, base, frame_vars=incident.frame_vars)
-        if tried:
-            found = replace(found, tried=(*tried, *found.tried))
-        return found.to_diagnosis(repo.name, title=incident.title, severity=incident.severity)
+    history: History | None = None
+    if incident.commit and incident.commit != branch:
+        try:
+            history = cleanup.enter_context(checkouts.worktree(repo, incident_id, incident.commit))
+        except GitError as exc:
+            if not exc.missing_ref:
+                raise
+            log.warning("commit %s from the alert is not in %s; using %s", incident.commit, repo.name, branch)
+            tried.append(f"commit {incident.commit} from the alert (skipped: not in {repo.name})")
+    if history is None:
+        try:
+            history = cleanup.enter_context(checkouts.worktree(repo, incident_id, branch))
+        except GitError as exc:
+            if not exc.missing_ref:
+                raise
+            return _without_branch(checkouts, repo, incident, tried), None
+    base = history.resolve("HEAD")
+    if not incident.stack_trace:
+        why = "the alert carries no stack trace"
+        return report.without_trace(repo.name, base, incident.title, incident.severity, why, tried=tried), history
+    trace = parse_trace(incident.stack_trace)
+    if trace is None:
+        why = "the stack trace could not be parsed"
+        return report.without_trace(repo.name, base, incident.title, incident.severity, why, tried=tried), history
+    found = find_suspect(history, trace, base, frame_vars=incident.frame_vars)
+    if tried:
+        found = replace(found, tried=(*tried, *found.tried))
+    return found.to_diagnosis(repo.name, title=incident.title, severity=incident.severity), history
 
 
 def _without_branch(

@@ -1,15 +1,21 @@
-"""The real I/O behind fixgen's ports: git worktrees from the cached clones, and the repository's environment in
-the configured sandbox."""
+"""The real I/O behind fixgen's ports: git worktrees from the cached clones (reverts and patches), the repository's
+environment in the configured sandbox, and the fix agent over the agent runtime."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import asyncpg
+
 from pagerpatch.git import workspace
 from pagerpatch.git.worktrees import Workspaces
+from pagerpatch.llm import BudgetExceeded, LlmError, LlmRuntime, LlmUnavailable
+from pagerpatch.llm.config import llm_enabled
 from pagerpatch.sandbox import (
     Environments,
     RepoEnvironment,
@@ -21,7 +27,11 @@ from pagerpatch.sandbox import (
     run_python,
     run_test_command,
 )
-from pagerpatch.settings import RepoConfig, SandboxSettings
+from pagerpatch.settings import RepoConfig, SandboxSettings, Settings
+from services.fixgen.domain.patches import FixProposal
+from services.fixgen.ports import AgentUnavailable, FixRequest
+
+log = logging.getLogger(__name__)
 
 WORKTREE_PURPOSE = "fix-revert"  # the worktree's folder under the incident's; a retry replaces it
 BASE_PURPOSE = "fix-base"  # the base commit as it is: the baseline run and the reproduction there
@@ -74,6 +84,49 @@ class WorktreeReverter:
     async def remove(self, worktree: Path) -> None:
         await asyncio.to_thread(self.workspaces.remove_worktree, worktree)
 
+    # ------------------------------------------------------------------ patches (the model-patch strategy)
+    async def workspace(self, repo: RepoConfig, incident_id: str, base_commit: str, purpose: str) -> Path:
+        return await asyncio.to_thread(self.workspaces.worktree, repo, incident_id, base_commit, purpose)
+
+    async def check_patch(self, worktree: Path, patch: str) -> str | None:
+        return await asyncio.to_thread(self._apply, worktree, patch, True)
+
+    async def apply_patch(self, worktree: Path, patch: str) -> None:
+        problem = await asyncio.to_thread(self._apply, worktree, patch, False)
+        if problem is not None:
+            raise workspace.GitError(("apply",), 1, problem)
+
+    def _apply(self, worktree: Path, patch: str, check: bool) -> str | None:
+        """`git apply [--check]` of `patch` (kept in a file outside the worktree); git's complaint, or None."""
+        with tempfile.NamedTemporaryFile("w", prefix="pagerpatch-patch-", suffix=".diff") as file:
+            file.write(patch)
+            file.flush()
+            try:
+                workspace.git(worktree, "apply", *(["--check"] if check else []), "--whitespace=nowarn", file.name)
+            except workspace.GitError as exc:
+                if exc.returncode is None:  # git itself failed (timeout, missing): not a verdict on the patch
+                    raise
+                return exc.stderr.strip() or f"git apply exited {exc.returncode}"
+        return None
+
+    async def write_file(self, worktree: Path, path: str, text: str) -> None:
+        def write() -> None:
+            root = worktree.resolve()
+            target = (root / path).resolve()
+            if not target.is_relative_to(root) or ".git" in target.relative_to(root).parts[:1]:
+                raise ValueError(f"{path!r} leads outside the worktree")  # a symlink in the tree; never followed
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+
+        await asyncio.to_thread(write)
+
+    async def commit_all(self, worktree: Path, message: str) -> None:
+        def commit() -> None:
+            workspace.git(worktree, "add", "--all")
+            workspace.git(worktree, *self.identity.config_args(), "commit", "--quiet", "--no-verify", "-m", message)
+
+        await asyncio.to_thread(commit)
+
 
 class SandboxTestRunner:
     """The repository's environment and test command in the configured sandbox (bubblewrap, or unsandboxed)."""
@@ -107,3 +160,38 @@ def make_test_runner(settings: SandboxSettings, envs_root: Path) -> tuple[Sandbo
         return None, str(exc)
     runner = SandboxTestRunner(sandbox, Environments(envs_root, sandbox), max_concurrent=settings.max_concurrent)
     return runner, None
+
+
+class LlmFixAgent:
+    """The fix agent through the agent runtime: the `fixgen` agent of agents.yaml, its read-only tools looking at
+    the attempt's worktree, its answer a validated `FixProposal`. Any model failure is `AgentUnavailable`."""
+
+    STEP = "patch"
+
+    def __init__(self, runtime: LlmRuntime) -> None:
+        self.runtime = runtime
+
+    async def propose(self, request: FixRequest) -> FixProposal:
+        try:
+            result = await self.runtime.run_tools(
+                agent="fixgen", step=self.STEP, prompt=request.prompt, output=FixProposal,
+                incident_id=request.incident_id, tool_context={"workspace": str(request.workspace), "rev": request.rev},
+            )  # fmt: skip
+        except BudgetExceeded as exc:
+            raise AgentUnavailable(f"over budget: {exc}") from exc
+        except LlmUnavailable as exc:
+            raise AgentUnavailable(f"the model is unavailable: {exc}") from exc
+        except LlmError as exc:
+            raise AgentUnavailable(f"the model call failed: {exc}") from exc
+        if result.output is None:
+            raise AgentUnavailable("the fix agent gave no answer")
+        log.info("fix agent: %d turn(s), %d tool call(s), $%.4f", result.turns, len(result.tool_calls),
+                 result.spent.cost_usd)  # fmt: skip
+        return result.output
+
+
+def make_fix_agent(settings: Settings, pool: asyncpg.Pool | None) -> LlmFixAgent | None:
+    """The fix agent when a model is configured (invalid tools/agents/policies files fail start-up), else None."""
+    if not llm_enabled(settings):
+        return None
+    return LlmFixAgent(LlmRuntime.create(settings, pool))

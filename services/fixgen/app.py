@@ -8,9 +8,10 @@ from pagerpatch.git.repos import RepoRegistry
 from pagerpatch.incidents import finish_handoff
 from pagerpatch.kernel.runtime import Service, service_main
 from pagerpatch.settings import Settings
-from services.fixgen.adapters import WorktreeReverter, make_test_runner
+from services.fixgen.adapters import WorktreeReverter, make_fix_agent, make_test_runner
 from services.fixgen.handlers import service
-from services.fixgen.settings import environments_root, make_workspaces
+from services.fixgen.modelpatch import ModelPatcher
+from services.fixgen.settings import environments_root, make_workspaces, patch_policy
 from services.fixgen.usecase import FixGenerator
 
 
@@ -19,14 +20,20 @@ def create_service() -> Service[FixGenerator]:
 
 
 def bootstrap(settings: Settings, pool: asyncpg.Pool) -> FixGenerator:
-    """Fixgen's worktrees, sandbox, repository environments and registry, built once the pool exists."""
+    """Fixgen's worktrees, sandbox, repository environments, registry and (with a model) the fix agent."""
     runner, problem = make_test_runner(settings.sandbox, environments_root(settings))
+    worktrees = WorktreeReverter(make_workspaces(settings))
+    agent = make_fix_agent(settings, pool)
+    model = None
+    if agent is not None:
+        model = ModelPatcher(agent, worktrees, patch_policy(settings), settings.fixgen.max_attempts)
     return FixGenerator(
         repos=RepoRegistry(settings, pool),
-        reverter=WorktreeReverter(make_workspaces(settings)),
+        reverter=worktrees,
         tests=runner,
         sandbox_problem=problem,
         timeout_s=settings.sandbox.timeout_s,
+        model=model,
     )
 
 

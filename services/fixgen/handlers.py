@@ -1,4 +1,4 @@
-"""Fixgen handler (thin): guard the diagnosis, revert and test through the use case, announce the outcome."""
+"""Fixgen handler (thin): guard the diagnosis, run the strategy chain through the use case, announce the outcome."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ service: Service[FixGenerator] = Service(STAGE)
 async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixGenerator]) -> Sequence[Event[Any]]:
     incident_id = incident_id_of(event)
     repo = await ctx.deps.repos.require(event.payload.repo)
-    outcome = await ctx.deps.revert_and_test(event.payload, repo, incident_id, ctx.breakers)
+    outcome = await ctx.deps.generate(event.payload, repo, incident_id, ctx.breakers)
     if isinstance(outcome, FixValidatedPayload):
         return [event.derive(FixValidated, outcome, stage=STAGE)]
     return [event.derive(FixFailed, outcome, stage=STAGE)]

@@ -1,4 +1,5 @@
-"""In-memory fixgen ports for unit tests: a reverter and a test runner that play back a script and record calls."""
+"""In-memory fixgen ports for unit tests: a reverter (and patcher), a test runner and a fix agent that play back a
+script and record calls."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.sandbox import BaseInterpreter, RepoEnvironment, SandboxResult, SetupFailed, TestReport, TestResults
 from pagerpatch.sandbox.junit import TestOutcome
 from pagerpatch.settings import RepoConfig
+from services.fixgen.domain.patches import FixProposal
+from services.fixgen.ports import AgentUnavailable, FixRequest
 
 T = TypeVar("T")
 
@@ -53,6 +56,12 @@ class ScriptedReverter:
     diffs: list[tuple[Path, str]] = field(default_factory=list)
     commits: list[tuple[Path, str, str, str]] = field(default_factory=list)
     _reverted: dict[Path, str] = field(default_factory=dict)
+    # the model-patch worktrees: `apply_errors` answers `check_patch` in turn (None: it applies)
+    workspaces: list[Path] = field(default_factory=list)
+    apply_errors: list[str | None] = field(default_factory=list)
+    applied: list[tuple[Path, str]] = field(default_factory=list)
+    written: list[tuple[Path, str, str]] = field(default_factory=list)
+    committed: list[Path] = field(default_factory=list)
 
     @classmethod
     def reverting(cls, sha: str, *, after: Iterable[BaseException] = ()) -> ScriptedReverter:
@@ -84,12 +93,14 @@ class ScriptedReverter:
 
     async def diff(self, worktree: Path, base_commit: str) -> str:
         self.diffs.append((worktree, base_commit))
+        if worktree in self.workspaces:
+            return "".join(patch for where, patch in self.applied if where == worktree) + "".join(
+                _new_file(file, text) for where, file, text in self.written if where == worktree
+            )
         patch = self.patches.get(self._reverted.get(worktree, ""), self.patch)
         for where, file, text, _ in self.commits:
             if where == worktree:
-                lines = text.splitlines()
-                patch += f"diff --git a/{file} b/{file}\nnew file mode 100644\n--- /dev/null\n+++ b/{file}\n"
-                patch += f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
+                patch += _new_file(file, text)
         return patch
 
     async def read_files(self, worktree: Path, rev: str, paths: Sequence[str]) -> dict[str, str | None]:
@@ -102,10 +113,50 @@ class ScriptedReverter:
     async def remove(self, worktree: Path) -> None:
         self.removed.append(worktree)
 
+    async def workspace(self, repo: RepoConfig, incident_id: str, base_commit: str, purpose: str) -> Path:
+        path = Path("/memory/worktrees", incident_id, purpose)
+        self.workspaces.append(path)
+        return path
+
+    async def check_patch(self, worktree: Path, patch: str) -> str | None:
+        return self.apply_errors.pop(0) if self.apply_errors else None
+
+    async def apply_patch(self, worktree: Path, patch: str) -> None:
+        self.applied.append((worktree, patch))
+
+    async def write_file(self, worktree: Path, path: str, text: str) -> None:
+        self.written.append((worktree, path, text))
+
+    async def commit_all(self, worktree: Path, message: str) -> None:
+        self.committed.append(worktree)
+
     @property
     def leftover(self) -> list[Path]:
-        """Worktrees made (base or reverted) and never removed."""
-        return [path for path in (*self.checkouts, *self.prepared) if path not in self.removed]
+        """Worktrees made (base, reverted or patched) and never removed."""
+        return [path for path in (*self.checkouts, *self.prepared, *self.workspaces) if path not in self.removed]
+
+
+def _new_file(file: str, text: str) -> str:
+    lines = text.splitlines()
+    head = f"diff --git a/{file} b/{file}\nnew file mode 100644\n--- /dev/null\n+++ b/{file}\n"
+    return head + f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
+
+
+@dataclass
+class ScriptedFixAgent:
+    """Answers each attempt with the next scripted proposal, or raises the scripted `AgentUnavailable`."""
+
+    script: list[FixProposal | AgentUnavailable]
+    requests: list[FixRequest] = field(default_factory=list)
+
+    async def propose(self, request: FixRequest) -> FixProposal:
+        self.requests.append(request)
+        if not self.script:
+            raise AgentUnavailable("the scripted fix agent has no more answers")
+        step = self.script.pop(0)
+        if isinstance(step, AgentUnavailable):
+            raise step
+        return step
 
 
 MEMORY_ENV = RepoEnvironment(

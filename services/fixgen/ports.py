@@ -1,21 +1,27 @@
-"""What fixgen needs from the world: the repository registry, worktrees (at the base, or with a commit reverted),
-a test runner in the repository's environment, and breakers to call them through. The failure kinds each port
-raises are part of its contract."""
+"""What fixgen needs from the world: the repository registry, worktrees (at the base, or with a commit reverted,
+or with a patch applied), a test runner in the repository's environment, the fix agent, and breakers to call them
+through. The failure kinds each port raises are part of its contract."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from pagerpatch.git.workspace import GitError, RevertResult
 from pagerpatch.sandbox import RepoEnvironment, SandboxError, SandboxResult, SetupFailed, TestReport
 from pagerpatch.settings import RepoConfig
+from services.fixgen.domain.patches import FixProposal
 
 __all__ = [
     "GIT_FAILURES",
     "SANDBOX_FAILURES",
+    "AgentUnavailable",
     "CircuitBreakers",
+    "FixAgent",
+    "FixRequest",
+    "Patcher",
     "RepoEnvironment",
     "RepoLookup",
     "RevertResult",
@@ -75,6 +81,56 @@ class Reverter(Protocol):
 
     async def remove(self, worktree: Path) -> None:
         """Remove a worktree made by `prepare` or `checkout`; an absent one is fine."""
+        ...  # pragma: no cover
+
+
+class Patcher(Reverter, Protocol):
+    """Worktrees a patch is applied in (the model-patch strategy). Raises GIT_FAILURES."""
+
+    async def workspace(self, repo: RepoConfig, incident_id: str, base_commit: str, purpose: str) -> Path:
+        """A fresh worktree at `base_commit` under the incident's folder, named by `purpose` (replaced if present)."""
+        ...  # pragma: no cover
+
+    async def check_patch(self, worktree: Path, patch: str) -> str | None:
+        """`git apply --check`: None when the patch applies to the worktree, else git's reason."""
+        ...  # pragma: no cover
+
+    async def apply_patch(self, worktree: Path, patch: str) -> None:
+        """`git apply` a patch that `check_patch` accepted."""
+        ...  # pragma: no cover
+
+    async def write_file(self, worktree: Path, path: str, text: str) -> None:
+        """Write one file (the regression test) in the worktree, uncommitted; `ValueError` when the path leads out
+        of the worktree (through a symlink)."""
+        ...  # pragma: no cover
+
+    async def commit_all(self, worktree: Path, message: str) -> None:
+        """Commit every change in the worktree (the fix and its regression test)."""
+        ...  # pragma: no cover
+
+
+class AgentUnavailable(Exception):
+    """The fix agent could not answer: the model is down, over budget, refused, or answered nothing valid.
+
+    Fixgen then keeps the revert's result if it has one, else fails the fix with this reason (never a dead letter).
+    """
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    """One attempt's question to the fix agent: the prompt, and the worktree its read-only tools look at."""
+
+    prompt: str
+    workspace: Path
+    rev: str
+    incident_id: str
+
+
+class FixAgent(Protocol):
+    """The model that writes a patch (`LlmFixAgent` over the agent runtime in the service)."""
+
+    async def propose(self, request: FixRequest) -> FixProposal:
+        """The agent's patch; raises `AgentUnavailable` when there is none to be had."""
         ...  # pragma: no cover
 
 

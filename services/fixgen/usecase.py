@@ -1,4 +1,7 @@
-"""Fixgen's use case: revert the diagnosed commits in turn, and keep a revert only when the tests back it.
+"""Fixgen's use case: the strategy chain. revert-and-test first (below); when no revert is proved and a model is
+configured, the fix agent's patches (`modelpatch.py`); docs/fixgen.md says what each answer means.
+
+revert-and-test reverts the diagnosed commits in turn and keeps a revert only when the tests back it.
 
 First the base commit as it is: the repository's environment (set up once per dependency hash), the test command
 there (the baseline) and, when the alert captured the failing frame's arguments, the reproduction. Then each
@@ -29,9 +32,12 @@ from schemas.events import (
     SuspectCommit,
     TestRun,
 )
+from schemas.fixes import FixAttempt
 from services.fixgen import domain
+from services.fixgen.domain import attempts as record
 from services.fixgen.domain import reproduction
 from services.fixgen.domain.reproduction import Reproduction, ReproductionOutcome
+from services.fixgen.modelpatch import ModelPatcher, PatchContext
 from services.fixgen.ports import (
     GIT_FAILURES,
     SANDBOX_FAILURES,
@@ -68,11 +74,17 @@ class Baseline:
 
 @dataclass
 class _Attempts:
-    """What the candidates so far came to: each one's reason, the test runs made, the last run's record."""
+    """What the candidates so far came to: each one's reason (and attempt), the test runs made, the last run."""
 
     tried: list[str] = field(default_factory=list)
     test_runs: int = 0
     last_run: TestRun | None = None
+    log: list[FixAttempt] = field(default_factory=list)
+
+    def set_aside(self, suspect: SuspectCommit, reason: str) -> None:
+        self.tried.append(domain.tried_entry(suspect, reason))
+        summary = record.revert_summary(suspect)
+        self.log.append(record.attempt(len(self.log) + 1, record.REVERT, "failed", reason, summary))
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,18 @@ class _Context:
 
 
 @dataclass(frozen=True)
+class _RevertRun:
+    """revert-and-test's outcome, and what the model patch reuses: the baseline (None when it was never made),
+    the reproduction plan and the attempts. `final`: nothing else can run (no sandbox, a failed set-up)."""
+
+    outcome: FixOutcome
+    baseline: Baseline | None
+    plan: Reproduction | str
+    attempts: _Attempts
+    final: bool = False
+
+
+@dataclass(frozen=True)
 class FixGenerator:
     """Fixgen's ports and test limit (what the service's handler gets as its deps)."""
 
@@ -99,36 +123,106 @@ class FixGenerator:
     sandbox_problem: str | None
     timeout_s: float
     baselines: dict[tuple[str, ...], TestReport] = field(default_factory=dict, compare=False, repr=False)
+    model: ModelPatcher | None = None  # the model-patch strategy, when a model is configured
+
+    async def generate(
+        self, diagnosis: DiagnosisReadyPayload, repo: RepoConfig, incident_id: uuid.UUID, breakers: CircuitBreakers
+    ) -> FixOutcome:
+        """The strategy chain: a proved revert; else the fix agent's patches (when a model is configured); else the
+        unproven revert, or fix.failed with every attempt's reason (docs/fixgen.md)."""
+        run = await self._revert_run(diagnosis, repo, incident_id, breakers)
+        revert = run.outcome
+        attempt_log = list(run.attempts.log)
+        if isinstance(revert, FixValidatedPayload):
+            attempt_log.append(record.revert_validated(len(attempt_log) + 1, revert))
+            at_base = run.baseline.reproduced if run.baseline is not None else None
+            plan_reason = run.plan if isinstance(run.plan, str) else None
+            reproduced, note = record.revert_reproduction(revert.regression_test, plan_reason, at_base)
+            revert = record.with_log(revert, attempt_log, reproduced=reproduced, reproduction_note=note)
+            if revert.proof == "proved":
+                return revert
+        else:
+            attempt_log = attempt_log or [record.attempt(1, record.REVERT, "failed", revert.reason)]
+            revert = revert.model_copy(update={"attempt_log": attempt_log})
+        if self.model is None or run.final:
+            return revert
+        ctx = await self._patch_context(diagnosis, repo, str(incident_id), breakers, run, attempt_log)
+        if isinstance(ctx, FixFailedPayload):
+            return ctx.model_copy(update={"attempt_log": attempt_log})
+        patched = await self.model.run(ctx)
+        attempt_log += patched.log
+        if patched.validated is not None:
+            return record.with_log(patched.validated, attempt_log)
+        if isinstance(revert, FixValidatedPayload):
+            return record.with_log(revert, attempt_log)
+        return record.chain_failed(
+            diagnosis.repo, attempt_log, revert, test_runs=patched.test_runs, last_run=patched.last_run,
+            unavailable=patched.unavailable,
+        )  # fmt: skip
+
+    async def _patch_context(
+        self,
+        diagnosis: DiagnosisReadyPayload,
+        repo: RepoConfig,
+        incident: str,
+        breakers: CircuitBreakers,
+        run: _RevertRun,
+        earlier: list[FixAttempt],
+    ) -> PatchContext | FixFailedPayload:
+        """The model patch's inputs; the baseline is made here when the revert never got that far (no suspect)."""
+        runner = self.tests
+        assert runner is not None  # a run without a sandbox is final
+        timeout = repo_timeout_s(repo, self.timeout_s)
+        baseline = run.baseline
+        if baseline is None:
+            try:
+                baseline = await self._baseline(diagnosis, repo, incident, runner, breakers, run.plan, timeout)
+            except SetupFailed as exc:
+                return domain.fix_failed(diagnosis.repo, domain.setup_reason(str(exc)))
+        return PatchContext(
+            diagnosis, repo, incident, runner, breakers, baseline.env, baseline.tests, timeout, tuple(earlier)
+        )
 
     async def revert_and_test(
         self, diagnosis: DiagnosisReadyPayload, repo: RepoConfig, incident_id: uuid.UUID, breakers: CircuitBreakers
     ) -> FixOutcome:
         """fix.validated for the first candidate whose revert is proved or unproven, else fix.failed with them all."""
+        return (await self._revert_run(diagnosis, repo, incident_id, breakers)).outcome
+
+    async def _revert_run(
+        self, diagnosis: DiagnosisReadyPayload, repo: RepoConfig, incident_id: uuid.UUID, breakers: CircuitBreakers
+    ) -> _RevertRun:
+        """Each candidate's revert in turn; the outcome with what the next strategy needs (baseline, attempts)."""
         candidates = domain.candidates_of(diagnosis)
-        if not candidates:
-            return domain.fix_failed(diagnosis.repo, domain.no_suspect_reason(diagnosis.tried))
+        trace = domain.trace_files(diagnosis)
+        plan = reproduction.plan(diagnosis, trace)
+        attempts = _Attempts()
         runner = self.tests
+        if not candidates:
+            failed = domain.fix_failed(diagnosis.repo, domain.no_suspect_reason(diagnosis.tried))
+            return _RevertRun(failed, None, plan, attempts, final=runner is None)
         if runner is None:
-            return domain.fix_failed(diagnosis.repo, domain.no_sandbox_reason(self.sandbox_problem))
+            failed = domain.fix_failed(diagnosis.repo, domain.no_sandbox_reason(self.sandbox_problem))
+            return _RevertRun(failed, None, plan, attempts, final=True)
         incident = str(incident_id)
         timeout = repo_timeout_s(repo, self.timeout_s)
-        plan = reproduction.plan(diagnosis, domain.trace_files(diagnosis))
         try:
             baseline = await self._baseline(diagnosis, repo, incident, runner, breakers, plan, timeout)
         except SetupFailed as exc:
-            return domain.fix_failed(diagnosis.repo, domain.setup_reason(str(exc)))
+            failed = domain.fix_failed(diagnosis.repo, domain.setup_reason(str(exc)))
+            return _RevertRun(failed, None, plan, attempts, final=True)
         ctx = _Context(diagnosis, repo, incident, runner, breakers, baseline, plan, timeout)
-        attempts = _Attempts()
         for suspect in candidates:
             if attempts.test_runs >= MAX_TEST_RUNS:
                 reason = f"not tried: {MAX_TEST_RUNS} candidates' tests already ran"
-                attempts.tried.append(domain.tried_entry(suspect, reason))
+                attempts.set_aside(suspect, reason)
                 continue
             outcome = await self._attempt(ctx, suspect, attempts)
             if outcome is not None:
-                return outcome
+                return _RevertRun(outcome, baseline, plan, attempts)
         reason = domain.nothing_fixes_reason(attempts.tried)
-        return domain.fix_failed(diagnosis.repo, reason, attempts.test_runs, attempts.last_run, attempts.tried)
+        failed = domain.fix_failed(diagnosis.repo, reason, attempts.test_runs, attempts.last_run, attempts.tried)
+        return _RevertRun(failed, baseline, plan, attempts)
 
     async def _baseline(
         self,
@@ -177,7 +271,7 @@ class FixGenerator:
         path, reverted = await ctx.breakers.call(f"git:{ctx.repo.name}", prepare, failures=GIT_FAILURES)
         try:
             if not reverted.ok:
-                attempts.tried.append(domain.tried_entry(suspect, domain.revert_refusal(suspect.sha, reverted)))
+                attempts.set_aside(suspect, domain.revert_refusal(suspect.sha, reverted))
                 return None
             patch = await self.reverter.diff(path, base)
             changed = domain.python_files(patch)
@@ -185,7 +279,7 @@ class FixGenerator:
             after = await self.reverter.read_files(path, "HEAD", changed)
             refusal = domain.change_refusal(suspect.sha, patch, domain.trace_files(ctx.diagnosis), before, after)
             if refusal is not None:
-                attempts.tried.append(domain.tried_entry(suspect, refusal))
+                attempts.set_aside(suspect, refusal)
                 return None
             return await self._judge(ctx, suspect, path, patch, attempts)
         finally:
@@ -206,7 +300,7 @@ class FixGenerator:
         check = await self._reproduction_check(ctx, path)
         verdict = domain.judge(suspect.sha, ctx.baseline.tests, report, check)
         if verdict.kind == "refused":
-            attempts.tried.append(domain.tried_entry(suspect, verdict.detail))
+            attempts.set_aside(suspect, verdict.detail)
             return None
         regression = None
         if verdict.by_reproduction and isinstance(ctx.plan, Reproduction):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pagerpatch.kernel import metrics
+from services.ingest.providers import PROVIDERS
 from services.ingest.usecase import (
     Accepted,
     Answered,
@@ -41,8 +45,11 @@ def answer(outcome: Outcome) -> Response:
 
 async def webhook(request: Request) -> Response:
     deps: IngestDeps = request.app.state.deps
-    outcome = await receive_webhook(deps, request.path_params["provider"], request.headers, request.stream())
-    return answer(outcome)
+    started, name = time.monotonic(), request.path_params["provider"]
+    outcome = await receive_webhook(deps, name, request.headers, request.stream())
+    response = answer(outcome)
+    metrics.webhook_answer(name if name in PROVIDERS else "unknown", response.status_code, time.monotonic() - started)
+    return response
 
 
 async def healthz(request: Request) -> Response:
@@ -55,8 +62,15 @@ async def readyz(request: Request) -> Response:
     return _json({"ready": ready, **checks}, 200 if ready else 503)
 
 
+async def metrics_page(request: Request) -> Response:
+    """Prometheus' text format; rendered off the event loop (the consumer-lag collector may wait on a server)."""
+    body, content_type = await run_in_threadpool(metrics.exposition)
+    return Response(body, media_type=content_type)
+
+
 routes = [
     Route("/webhooks/{provider}", webhook, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics_page, methods=["GET"]),
 ]

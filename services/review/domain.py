@@ -1,5 +1,6 @@
 """Review's pure rules: the risk of a fix (diff size, files touched, protected paths, tests, whether anything proves
-it), who may decide an approval, and what the audit log says about each decision. Plain values in, plain values out."""
+it, whether the failure was reproduced, workflow/CI and dependency files, new network or subprocess calls), who may
+decide an approval, and what the audit log says about each decision. Plain values in, plain values out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from schemas.events import ApprovalDecidedPayload, FixValidatedPayload, RiskAssessment, RiskLevel
+from services.review import rules
 
 LEVELS = [RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.CRITICAL]
 UNPROVEN = "unproven: the tests pass with and without this change, so nothing shows it fixes the failure"
@@ -35,6 +37,8 @@ class FixFacts:
     proved: bool = False
     removed_tests: int = 0
     baseline_failures: int = 0  # tests that fail with the fix but already failed at the base commit
+    reproduction_gap: str | None = None  # why the failure was not reproduced (rules.reproduction_gap), if it was not
+    new_calls: tuple[rules.NewCall, ...] = ()  # network/subprocess calls on the lines the patch adds
 
 
 # TestRun.failed_tests holds at most this many ids; a longer list may hide a new failure, so it proves nothing.
@@ -85,6 +89,8 @@ def facts_of(fix: FixValidatedPayload) -> FixFacts:
         proved=fix.proof == "proved",
         removed_tests=len(fix.removed_tests),
         baseline_failures=only_baseline_failures(fix),
+        reproduction_gap=rules.reproduction_gap(fix.strategy, fix.reproduced, fix.reproduction_note),
+        new_calls=tuple(rules.new_calls(fix.patch)),
     )
 
 
@@ -137,12 +143,36 @@ def assess(facts: FixFacts, policy: RiskPolicy) -> RiskAssessment:
             f"{_tests(facts.baseline_failures)} already failing at the base commit still fail "
             "(not caused by this change)",
         )
+    workflows = [f for f in facts.files if rules.is_workflow(f)]
+    if workflows:
+        bump(RiskLevel.HIGH, 50, f"changes a CI/workflow definition: {', '.join(workflows[:5])}")
+    dependencies = [f for f in facts.files if rules.is_dependency_file(f)]
+    if dependencies:
+        bump(RiskLevel.HIGH, 50, f"changes dependency manifests or lockfiles: {', '.join(dependencies[:5])}")
+    for kind in ("network", "subprocess"):
+        calls = [c for c in facts.new_calls if c.kind == kind]
+        if calls:
+            shown = "; ".join(f"{c.where()}: {c.text}" for c in calls[:3])
+            more = f" (+{len(calls) - 3} more)" if len(calls) > 3 else ""
+            bump(RiskLevel.HIGH, 50, f"adds {kind} call(s): {shown}"[:460] + more)
+    if facts.reproduction_gap is not None:
+        # One level above whatever the other rules reached: nothing shows the failure this fix is meant for.
+        bump(raised(level), 25, facts.reproduction_gap[:480])
     if not reasons:
         reasons.append(f"small change ({size} lines in {len(facts.files)} file(s)), tests passed")
     if facts.removed_tests:
         # Said, not scored: a revert taking its own commit's tests with it is expected; the approver should see it.
         reasons.append(f"the revert removes {_tests(facts.removed_tests)} (listed in the pull request)")
     return RiskAssessment(level=level, score=score, reasons=reasons)
+
+
+def raised(level: RiskLevel) -> RiskLevel:
+    """One level up (CRITICAL stays CRITICAL)."""
+    return LEVELS[min(LEVELS.index(level) + 1, len(LEVELS) - 1)]
+
+
+def highest(*levels: RiskLevel) -> RiskLevel:
+    return max(levels, key=LEVELS.index)
 
 
 def _tests(n: int) -> str:
@@ -202,6 +232,40 @@ def ignored_entry(incident_id: uuid.UUID, decision: ApprovalDecidedPayload, appr
         action=f"approval.{decision.decision}.ignored",
         incident_id=incident_id,
         details={"already": approval.status},
+    )
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A person's decision on a fix, kept for learning what reviewers accept: the diagnosis and the patch they saw,
+    their reason and the outcome (`rejected` is the signal; `approved` pairs are kept as positive outcomes)."""
+
+    incident_id: uuid.UUID
+    outcome: ApprovalStatus
+    reason: str
+    decided_by: str
+    channel: str
+    repo: str
+    strategy: str
+    diagnosis: dict[str, Any]
+    patch: str
+    risk: dict[str, Any]
+
+
+def preference_pair(approval: Approval, channel: str) -> PreferencePair:
+    """The pair a settled approval leaves; `approval.fix` is the stored fix.validated payload (JSON)."""
+    fix = approval.fix
+    return PreferencePair(
+        incident_id=approval.incident_id,
+        outcome=approval.status,
+        reason=approval.reason or "",
+        decided_by=approval.decided_by or "",
+        channel=channel,
+        repo=str(fix.get("repo", "")),
+        strategy=str(fix.get("strategy", "")),
+        diagnosis=dict(fix.get("diagnosis") or {}),
+        patch=str(fix.get("patch", "")),
+        risk=approval.risk,
     )
 
 

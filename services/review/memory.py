@@ -1,4 +1,5 @@
-"""In-memory review ports with the Postgres adapters' semantics, for unit tests and evals."""
+"""In-memory review ports with the Postgres adapters' semantics (and a scripted review agent), for unit tests and
+evals."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from schemas.events import FixValidatedPayload, RiskAssessment
-from services.review.domain import Approval, AuditEntry, status_after
+from services.review.critique import Critique, Unavailable
+from services.review.domain import Approval, AuditEntry, PreferencePair, preference_pair, status_after
 
 
 @dataclass
@@ -30,6 +32,7 @@ class MemoryApprovals:
     audit: MemoryAudit = field(default_factory=MemoryAudit)
     approvals: dict[uuid.UUID, Approval] = field(default_factory=dict)
     request_events: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    preferences: list[PreferencePair] = field(default_factory=list)
 
     async def request(
         self, incident_id: uuid.UUID, *, risk: RiskAssessment, fix: FixValidatedPayload, event_id: uuid.UUID
@@ -43,7 +46,14 @@ class MemoryApprovals:
         self.request_events[incident_id] = event_id
 
     async def decide(
-        self, incident_id: uuid.UUID, decision: Literal["approve", "reject"], *, by: str, reason: str, audit: AuditEntry
+        self,
+        incident_id: uuid.UUID,
+        decision: Literal["approve", "reject"],
+        *,
+        by: str,
+        reason: str,
+        audit: AuditEntry,
+        channel: str = "cli",
     ) -> tuple[Approval | None, bool]:
         approval = self.approvals.get(incident_id)
         if approval is None:
@@ -53,4 +63,21 @@ class MemoryApprovals:
         decided = replace(approval, status=status_after(decision), decided_by=by, reason=reason)
         self.approvals[incident_id] = decided
         await self.audit.record(audit)
+        self.preferences.append(preference_pair(decided, channel))
         return decided, True
+
+
+@dataclass
+class ScriptedCritic:
+    """A review agent that answers from a list, in order (an `Unavailable` entry stands for a model that is down);
+    what it was asked is kept."""
+
+    answers: list[Critique | Unavailable] = field(default_factory=list)
+    asked: list[tuple[FixValidatedPayload, RiskAssessment]] = field(default_factory=list)
+    enabled: bool = True
+
+    async def critique(
+        self, fix: FixValidatedPayload, rules: RiskAssessment, *, incident_id: uuid.UUID | None, team: str | None
+    ) -> Critique | Unavailable:
+        self.asked.append((fix, rules))
+        return self.answers.pop(0) if self.answers else Unavailable("no scripted answer left")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pagerpatch.kernel.errors import Poison
@@ -22,8 +22,8 @@ from schemas.events import (
     FixValidatedPayload,
     RiskAssessment,
 )
-from services.review import domain
-from services.review.ports import Approvals, Audit
+from services.review import critique, domain
+from services.review.ports import Approvals, Audit, Critic, NoCritic
 
 log = logging.getLogger(__name__)
 STAGE = "review"
@@ -36,12 +36,19 @@ class Review:
     policy: domain.RiskPolicy
     approvals: Approvals
     audit: Audit
+    critic: Critic = field(default_factory=NoCritic)
 
     async def on_fix(self, event: FixValidated) -> list[Event[Any]]:
-        """Approve a proved, low-risk fix by policy; otherwise store a pending approval and ask for a decision."""
+        """Approve a proved, low-risk fix by policy; otherwise store a pending approval and ask for a decision.
+
+        The rules' risk is the floor; with a model, its critique may raise it (never lower it) and its findings
+        travel with the risk to the pull request."""
         fix = event.payload
         facts = domain.facts_of(fix)
         risk = domain.assess(facts, self.policy)
+        if self.critic.enabled:
+            answer = await self.critic.critique(fix, risk, incident_id=event.incident_id, team=event.team)
+            risk = critique.reviewed(risk, answer)
         if not domain.must_wait(facts, risk, self.policy):
             approved = FixApprovedPayload(risk=risk, approved_by="policy", fix=fix)
             return [event.derive(FixApproved, approved, stage=STAGE)]
@@ -67,7 +74,12 @@ class Review:
             await self.audit.record(domain.refused_entry(incident_id, d, refused))
             return []
         approval, decided_now = await self.approvals.decide(
-            incident_id, d.decision, by=d.decided_by, reason=d.reason, audit=domain.decided_entry(incident_id, d)
+            incident_id,
+            d.decision,
+            by=d.decided_by,
+            reason=d.reason,
+            audit=domain.decided_entry(incident_id, d),
+            channel=d.channel,
         )
         if approval is None:
             raise Poison(f"incident {incident_id} has no pending approval")

@@ -8,6 +8,7 @@ import uuid
 from pagerpatch.settings import RepoConfig
 from schemas.events import DiagnosisReadyPayload, SuspectCommit
 from services.fixgen.memory import MemoryRepos, RecordingBreakers, ScriptedReverter, ScriptedTestRunner, sandbox_result
+from services.fixgen.modelpatch import ModelPatcher
 from services.fixgen.usecase import FixGenerator, FixOutcome
 
 BASE = "a" * 40
@@ -26,11 +27,18 @@ def diagnosis(suspect: SuspectCommit | None = SUSPECT) -> DiagnosisReadyPayload:
     )  # fmt: skip
 
 
-def fixgen(reverter: ScriptedReverter, runner: ScriptedTestRunner | None, problem: str | None = None) -> FixGenerator:
-    """The use case on REPO with scripted git and tests; `problem` is why no sandbox can be made, if any."""
+def fixgen(
+    reverter: ScriptedReverter,
+    runner: ScriptedTestRunner | None,
+    problem: str | None = None,
+    model: ModelPatcher | None = None,
+) -> FixGenerator:
+    """The use case on REPO with scripted git and tests; `problem` is why no sandbox can be made, if any; `model`
+    the model-patch strategy (its agent scripted too), if any."""
     return FixGenerator(
-        repos=MemoryRepos.of(REPO), reverter=reverter, tests=runner, sandbox_problem=problem, timeout_s=TIMEOUT_S
-    )
+        repos=MemoryRepos.of(REPO), reverter=reverter, tests=runner, sandbox_problem=problem, timeout_s=TIMEOUT_S,
+        model=model,
+    )  # fmt: skip
 
 
 async def run(
@@ -38,3 +46,10 @@ async def run(
 ) -> FixOutcome:
     """The use case for INCIDENT on REPO, through the kernel's (in-process) breakers."""
     return await gen.revert_and_test(d or diagnosis(), REPO, INCIDENT, breakers or RecordingBreakers())
+
+
+async def generate(
+    gen: FixGenerator, d: DiagnosisReadyPayload | None = None, breakers: RecordingBreakers | None = None
+) -> FixOutcome:
+    """The whole strategy chain for INCIDENT on REPO (revert-and-test, then the model patch when configured)."""
+    return await gen.generate(d or diagnosis(), REPO, INCIDENT, breakers or RecordingBreakers())

@@ -35,8 +35,8 @@ def test_top_level_help_lists_the_commands_and_groups_in_their_order() -> None:
     result = runner.invoke(cli.app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     names = [line.split()[1] for line in result.output.splitlines() if line.startswith("│ ") and "--" not in line]
-    assert names == ["up", "send", "approve", "reject", "demo", "repos", "bus", "db", "events", "dlq", "incidents",
-                     "config", "eval"]  # fmt: skip
+    assert names == ["up", "send", "approve", "reject", "demo", "replay", "repos", "bus", "db", "events", "dlq",
+                     "incidents", "config", "knowledge", "export", "eval"]  # fmt: skip
 
 
 def test_the_installed_entry_point_contributes_triage_eval() -> None:

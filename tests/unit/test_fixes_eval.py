@@ -58,13 +58,15 @@ BUG, OTHER, BASE = "b" * 40, "c" * 40, "a" * 40
 def test_every_scenario_has_its_own_name_letter_and_a_bug_commit() -> None:
     names = [s.name for s in catalog.SCENARIOS]
     letters = [s.letter for s in catalog.SCENARIOS]
-    assert letters == list("abcdefghi")
+    assert letters == list("abcdefghijk")
+    assert [s.name for s in catalog.SCENARIOS if s.language == "javascript"] == ["js-undefined", "js-range"]
     assert len(set(names)) == len(names)
     for s in catalog.SCENARIOS:
         keys = [step.key for step in s.steps]
         assert s.bug in keys and set(s.cosmetic) <= set(keys) and len(set(keys)) == len(keys)
         assert s.expected in ("proved", "unproven", "refused")
-        assert "def test_" in s.oracle
+        assert ("def test_" if s.language == "python" else 'require("node:test")') in s.oracle
+        assert s.test_command == ("node --test" if s.language == "javascript" else "python -m pytest -q")
 
 
 def test_select_by_name_or_letter_keeps_catalog_order() -> None:
@@ -150,12 +152,20 @@ def test_a_scenario_file_reads_as_the_scenario_it_describes() -> None:
     [
         ("title = ", "titel = ", "unknown key(s) titel"),
         ('expected = "unproven"', 'expected = "maybe"', "expected one of proved, unproven, refused, not 'maybe'"),
-        ('author = "dan"', 'author = "eve"', "step 2: expected one of alice, bob, carol, dan, not 'eve'"),
-        ("old = ", "olde = ", "step 2: unknown key(s) olde"),
-        ('cosmetic = ["docs"]', 'cosmetic = "docs"', "expected an array"),
-        ('letter = "z"\n', "", "missing 1 required positional argument: 'letter'"),
-        ('package = "tiny"', "package = 1", "step 1: expected a string, not 1"),
-        ("trigger = ", "trigger = = ", "Invalid value"),  # TOML itself
+        ('author = "dan"', 'author = "eve"', "steps: step 2: author: expected one of alice, bob, carol, dan, not 'eve'"),
+        ("old = ", "olde = ", "steps: step 2: edits: olde: unknown key(s) olde"),
+        ('cosmetic = ["docs"]', 'cosmetic = "docs"', "cosmetic: expected an array"),
+        ('cosmetic = ["docs"]', 'cosmetic = ["doc"]', "cosmetic: names no step: doc"),
+        ('oracle = "', 'bug = "fix"\noracle = "', "bug: names no step (keys: bug, docs)"),
+        ("oracle = ", "orakel = ", "orakel: unknown key(s) orakel"),
+        ("oracle = ", "# oracle = ", "oracle: missing (required: name, title, steps, trigger, expected, oracle)"),
+        ('name = "tiny"', 'name = "Tiny one"', "name: lowercase letters, digits and dashes"),
+        ('letter = "z"', 'letter = "zz z"', "letter: one to three lowercase letters or digits"),
+        ('letter = "z"', 'letter = 3', "letter: expected a string, not 3"),
+        ('letter = "z"', 'language = "ruby"', "language: expected one of python, javascript, not 'ruby'"),
+        ('letter = "z"', 'language = "javascript"\nframe_vars = true', "frame_vars: Python scenarios only"),
+        ('package = "tiny"', "package = 1", "steps: step 1: package: expected a string, not 1"),
+        ("trigger = ", "trigger = = ", "toml: Invalid value"),  # TOML itself
     ],
 )
 def test_a_scenario_file_with_a_mistake_fails_loudly(old: str, new: str, says: str) -> None:
@@ -166,9 +176,9 @@ def test_a_scenario_file_with_a_mistake_fails_loudly(old: str, new: str, says: s
 
 def test_a_scenario_without_steps_fails_loudly() -> None:
     fields = _SPEC[: _SPEC.index("[[steps]]")]
-    with pytest.raises(BuildError, match=r"tiny.toml: .*'steps'"):
+    with pytest.raises(BuildError, match=r"tiny.toml: steps: missing"):
         spec.parse_scenario(fields, "tiny.toml")
-    with pytest.raises(BuildError, match=re.escape("tiny.toml: a scenario needs at least one [[steps]]")):
+    with pytest.raises(BuildError, match=re.escape("tiny.toml: steps: a scenario needs at least one [[steps]]")):
         spec.parse_scenario(fields + "steps = []\n", "tiny.toml")
 
 
@@ -324,9 +334,9 @@ def test_the_table_is_aligned_plain_text_with_misses_in_capitals() -> None:
     report = EvalReport("run", (_result("a"), _result("b", suspect=OTHER, fixes=False)), 1.0)
     lines = table_lines(report)
     assert lines[0].split() == list(TABLE_HEADER)
-    assert lines[1].split() == ["a", "a", "proved", "ok", "proved", "LOW", "auto", "pr_opened", "12345678", "fixes",
-                                "(pr)", "yes"]  # fmt: skip
-    assert "WRONG cccccccc" in lines[2] and "DOES NOT FIX (pr)" in lines[2] and lines[2].endswith("NO")
+    assert lines[1].split() == ["a", "a", "py", "proved", "yes", "yes", "(proved)", "LOW", "auto", "pr_opened",
+                                "12345678", "passes", "yes"]  # fmt: skip
+    assert "NO cccccccc" in lines[2] and "FAILS" in lines[2] and lines[2].endswith("NO")
     assert len({line.index("expected") if "expected" in line else lines[0].index("expected") for line in lines}) == 1
 
 

@@ -275,3 +275,35 @@ def test_a_huge_body_is_clipped_but_keeps_its_proof_line() -> None:
     body = pr_body(INCIDENT, proved(diagnosis=diagnosis, regression_test="y = 1\n" * 3000,
                                     removed_tests=["t" * 500] * 50, fixed_tests=["f" * 500] * 50))  # fmt: skip
     assert len(body) <= BODY_LIMIT and body.startswith("Proved: ") and body.endswith("…(clipped)")
+
+
+def test_the_review_agents_findings_and_the_reproduction_get_their_own_sections() -> None:
+    from schemas.review import ReviewFinding
+
+    findings = [
+        ReviewFinding(
+            file="shopcart/pricing.py",
+            line=12,
+            severity="HIGH",
+            message="swallows every KeyError",
+            regression_risk="typos in coupon codes pass silently",
+        ),
+        ReviewFinding(file="tests/test_pricing.py", severity="LOW", message="asserts only the type"),
+    ]
+    risk = RiskAssessment(level=RiskLevel.HIGH, score=60, reasons=["r"], findings=findings, would_merge=False,
+                          rules_level=RiskLevel.MEDIUM)  # fmt: skip
+    test = "def test_unknown_coupon():\n    assert price(10, 'NOPE') == 10\n"
+    body = pr_body(INCIDENT, approved(risk=risk, strategy="model-patch", regression_test=test, reproduced=True,
+                                      reproduction_note="fails at the base with KeyError"))  # fmt: skip
+    lines = body.splitlines()
+    at = lines.index("### Review findings")
+    assert lines[at + 1] == "The review agent's self-critique (it would NOT merge this; the rules alone said MEDIUM):"
+    assert lines[at + 2] == (
+        "- **HIGH** `shopcart/pricing.py:12`: swallows every KeyError Could break: typos in coupon codes pass silently"
+    )
+    assert lines[at + 3] == "- **LOW** `tests/test_pricing.py`: asserts only the type"
+    assert "Reproduction: fails at the base with KeyError" in lines
+    regression = lines.index("### Regression test")
+    assert lines[regression + 1].startswith("Written with the fix; it fails at the base commit")
+    assert lines[regression + 2] == "```" and lines[regression + 3] == "def test_unknown_coupon():"
+    assert "### Review findings" not in pr_body(INCIDENT, approved())

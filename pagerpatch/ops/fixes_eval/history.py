@@ -1,11 +1,12 @@
 """Building a scenario's repository: a real git history with fixed authors and dates, and the alert its bug raises.
 
-A scenario is data (spec.py reads it from its file in scenarios/); `build` is the one builder for all of them. Each
-commit writes whole files or makes exact text edits (each must match exactly once, so a drifted scenario fails
-loudly) and is committed as demo_repo commits its own history. The alert's traceback is real: the trigger code
-runs at HEAD with the base interpreter (isolated: no pagerpatch site-packages), `traceback.format_exc()`-style text
-and the repository frames' plain local variables are captured, then the checkout's paths are given the production
-deploy prefix, as demo_repo does.
+A scenario is data (spec.py reads it from its file in scenarios/ or a dataset folder); `build` is the one builder
+for all of them. Each commit writes whole files or makes exact text edits (each must match exactly once, so a
+drifted scenario fails loudly) and is committed as demo_repo commits its own history. The alert's traceback is
+real: a Python trigger runs at HEAD with the base interpreter (isolated: no pagerpatch site-packages),
+`traceback.format_exc()`-style text and the repository frames' plain local variables are captured; a JavaScript
+trigger runs with node (node.py) and its `err.stack` is captured. Then the checkout's paths are given the
+production deploy prefix, as demo_repo does.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ from typing import Any, Literal
 
 from pagerpatch.git.workspace import git
 from pagerpatch.ops.demo_repo import DEPLOY_PREFIX, Edit, Person, commit_files, hermetic_env, to_deploy_paths
+from pagerpatch.ops.fixes_eval import node
 from pagerpatch.sandbox.environment import BaseInterpreter
 from pagerpatch.settings import RepoConfig
+from pagerpatch.traces.stacktrace import parse_trace
 
 __all__ = [
-    "BuildError", "BuiltScenario", "Capture", "Edit", "Expected", "Scenario", "Step", "build", "capture",
+    "BuildError", "BuiltScenario", "Capture", "Edit", "Expected", "Language", "Scenario", "Step", "build", "capture",
     "write_generated",
 ]  # fmt: skip
 
 Expected = Literal["proved", "unproven", "refused"]
+Language = Literal["python", "javascript"]
 CAPTURE_TIMEOUT_S = 60.0
 
 # Runs the trigger with the code root first on sys.path and prints what production would have reported: the
@@ -87,12 +91,13 @@ class Scenario:
     """A repository whose HEAD carries a bug from a known commit, the alert it raises, and what should happen."""
 
     name: str
-    letter: str
     title: str  # what the scenario checks, in one line
     steps: tuple[Step, ...]
-    trigger: str  # Python code that raises the bug at HEAD (run from the code root)
+    trigger: str  # code in the scenario's language that raises the bug at HEAD (modules found from the code root)
     expected: Expected
     oracle: str  # a test file outside the repository: fails on the bug, passes once it is fixed
+    letter: str = ""  # the shipped scenarios' short name (a..k); a dataset's may have none
+    language: Language = "python"
     bug: str = "bug"  # the key of the commit that introduced the bug (the expected suspect)
     cosmetic: tuple[str, ...] = ()  # keys of commits that change no behaviour: never the fix
     code_root: str = ""  # where the package sits ("src" for a src layout)
@@ -111,6 +116,11 @@ class Scenario:
     def repo_name(self) -> str:
         return f"eval-fixes-{self.name}"
 
+    @property
+    def label(self) -> str:
+        """How reports name it: letter and name, or the name alone."""
+        return f"{self.letter} {self.name}".strip()
+
 
 @dataclass(frozen=True, slots=True)
 class Capture:
@@ -118,13 +128,20 @@ class Capture:
 
     traceback: str
     frames: tuple[dict[str, Any], ...]
+    language: Language = "python"
 
     @property
     def exception_type(self) -> str:
+        if self.language != "python":
+            parsed = parse_trace(self.traceback)
+            return parsed.exception_type if parsed else "Error"
         return self.traceback.strip().splitlines()[-1].partition(":")[0].strip()
 
     @property
     def message(self) -> str:
+        if self.language != "python":
+            parsed = parse_trace(self.traceback)
+            return parsed.message if parsed else ""
         return self.traceback.strip().splitlines()[-1].partition(":")[2].strip()
 
 
@@ -193,6 +210,8 @@ def build(scenario: Scenario, dest: Path) -> BuiltScenario:
 def capture(repo: Path, scenario: Scenario) -> Capture | None:
     """Run the trigger at the checked-out commit and return what it raised (None: it did not raise)."""
     repo = repo.resolve()
+    if scenario.language == "javascript":
+        return _capture_node(repo, scenario)
     written = write_generated(repo, scenario)
     try:
         with tempfile.TemporaryDirectory(prefix="pagerpatch-eval-") as tmp:
@@ -213,6 +232,18 @@ def capture(repo: Path, scenario: Scenario) -> Capture | None:
         return None
     frames = tuple({**f, "file": _deployed(f["file"], repo)} for f in data["frames"])
     return Capture(to_deploy_paths(data["traceback"], repo), frames)
+
+
+def _capture_node(repo: Path, scenario: Scenario) -> Capture | None:
+    written = write_generated(repo, scenario)
+    try:
+        stack = node.capture_stack(repo, repo / scenario.code_root, scenario.trigger, CAPTURE_TIMEOUT_S)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"{scenario.name}: capturing the trigger failed ({exc})") from exc
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+    return None if stack is None else Capture(stack, (), "javascript")
 
 
 def write_generated(tree: Path, scenario: Scenario) -> list[Path]:

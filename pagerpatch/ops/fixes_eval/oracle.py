@@ -1,8 +1,9 @@
 """Does a fix fix the bug? Apply its patch to a clean checkout of the scenario's HEAD and run the oracle test there.
 
-The oracle is not in the repository, so it judges the fix independently of the repository's own suite. It runs
-with the base interpreter in isolated mode (no pagerpatch site-packages, no PYTHON* variables) and without pytest:
-a small runner calls each `test_*` function, so the evaluation needs nothing the scenario does not ship.
+The oracle is not in the repository, so it judges the fix independently of the repository's own suite. A Python
+oracle runs with the base interpreter in isolated mode (no pagerpatch site-packages, no PYTHON* variables) and
+without pytest: a small runner calls each `test_*` function, so the evaluation needs nothing the scenario does not
+ship. A JavaScript oracle is a `node:test` file run with `node --test` (node.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pagerpatch.git.workspace import GitError, git
+from pagerpatch.ops.fixes_eval import node
 from pagerpatch.ops.fixes_eval.history import BuiltScenario, write_generated
 from pagerpatch.ops.fixes_eval.outcome import cosmetic_reason
 from pagerpatch.sandbox.environment import BaseInterpreter
@@ -127,6 +129,8 @@ def _changes(tree: Path) -> dict[str, tuple[str | None, str | None]]:
 def _run_oracle(built: BuiltScenario, tree: Path) -> OracleRun:
     scenario = built.scenario
     write_generated(tree, scenario)
+    if scenario.language == "javascript":
+        return _verdict(*_node_oracle(tree / scenario.code_root, scenario.oracle))
     with tempfile.TemporaryDirectory(prefix="pagerpatch-oracle-") as tmp:
         runner, oracle = Path(tmp) / "run_oracle.py", Path(tmp) / _ORACLE_FILE
         runner.write_text(_RUNNER)
@@ -143,9 +147,23 @@ def _run_oracle(built: BuiltScenario, tree: Path) -> OracleRun:
         results: dict[str, str] = json.loads(done.stdout)["results"]
     except (ValueError, KeyError, TypeError):
         return OracleRun(False, f"the oracle did not run (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+    return _verdict(results, "")
+
+
+def _node_oracle(code_root: Path, oracle: str) -> tuple[dict[str, str], str]:
+    try:
+        return node.oracle_results(code_root, oracle, ORACLE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {}, f"the oracle timed out after {ORACLE_TIMEOUT_S:.0f}s"
+    except (node.NodeMissing, OSError) as exc:
+        return {}, f"the oracle did not run: {exc}"
+
+
+def _verdict(results: dict[str, str], why_none: str) -> OracleRun:
+    """All passed, or the first failure; `why_none` says why there are no results when it is known."""
     failed = {name: why for name, why in results.items() if why != "passed"}
     if not results:
-        return OracleRun(False, "the oracle has no test")
+        return OracleRun(False, why_none or "the oracle has no test")
     if failed:
         name, why = next(iter(failed.items()))
         return OracleRun(False, f"{len(failed)} of {len(results)} oracle test(s) fail: {name}: {why}")

@@ -5,6 +5,7 @@ and whether a patch changes behaviour at all (the evaluation's own check, indepe
 from __future__ import annotations
 
 import ast
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,7 +33,15 @@ DONE_STATES = frozenset({*TERMINAL, "awaiting_approval", "pr_opened"})
 FINAL_EVENT = {"pr_opened": "pr.opened", "failed": "fix.failed", "awaiting_approval": "approval.requested",
                "rejected": "fix.rejected"}  # fmt: skip
 _DOCS = (".md", ".rst", ".txt", ".adoc")
-_TEST_DIRS = frozenset({"tests", "test", "testing"})
+_TEST_DIRS = frozenset({"tests", "test", "testing", "__tests__"})
+_JS = (".js", ".cjs", ".mjs")
+# A JavaScript token stream, roughly: strings and template literals kept whole, comments and whitespace dropped
+# (whitespace between two words is kept as one space). Enough to tell a comment or formatting change from code.
+_JS_PIECE = re.compile(
+    r"""(?P<str>'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|`(?:\\.|[^`\\])*`)|(?P<comment>//[^\n]*|/\*.*?\*/)"""
+    r"|(?P<space>\s+)|(?P<word>[\w$]+)|(?P<other>.)",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +117,8 @@ def _validated(out: PipelineOutcome, fix: FixValidatedPayload) -> PipelineOutcom
 
 
 def cosmetic_reason(changes: Mapping[str, tuple[str | None, str | None]]) -> str | None:
-    """Why a patch changes no behaviour -- nothing changed, only tests or documentation, or Python that is the same
-    program once docstrings, comments and formatting are set aside -- or None when it changes code.
+    """Why a patch changes no behaviour -- nothing changed, only tests or documentation, or Python (JavaScript) that
+    is the same program once docstrings, comments and formatting are set aside -- or None when it changes code.
 
     `changes` maps each file the patch touches to its text before and after (None: absent).
     """
@@ -120,9 +129,11 @@ def cosmetic_reason(changes: Mapping[str, tuple[str | None, str | None]]) -> str
     if not behaviour:
         return f"only tests or documentation change ({', '.join(sorted(code)[:3])})"
     for path, (before, after) in behaviour.items():
-        if not path.endswith(".py") or before is None or after is None:
+        if before is None or after is None:
             return None
-        if not _same_program(before, after):
+        if path.endswith(_JS) and _js_tokens(before) == _js_tokens(after):
+            continue
+        if not path.endswith(".py") or not _same_program(before, after):
             return None
     return f"only docstrings, comments or formatting change ({', '.join(sorted(behaviour)[:3])})"
 
@@ -136,7 +147,21 @@ def _test_or_doc(path: str) -> bool:
         or name.startswith("test_")
         or name.endswith("_test.py")
         or name == "conftest.py"
+        or bool(re.search(r"\.(?:test|spec)\.[cm]?js$", name))
     )
+
+
+def _js_tokens(text: str) -> list[str]:
+    """`text` as JavaScript tokens without comments and insignificant whitespace."""
+    out: list[str] = []
+    for piece in _JS_PIECE.finditer(text):
+        kind = piece.lastgroup
+        if kind == "comment" or kind == "space":
+            continue
+        if kind == "word" and out and re.fullmatch(r"[\w$]+", out[-1]):
+            out.append(" ")
+        out.append(piece.group())
+    return out
 
 
 def _same_program(before: str, after: str) -> bool:
@@ -145,5 +170,3 @@ def _same_program(before: str, after: str) -> bool:
     except SyntaxError:
         return False
     return ast.dump(without_docstrings(old)) == ast.dump(without_docstrings(new))
-
-

@@ -1,6 +1,6 @@
 """Adding up `pagerpatch eval fixes` (pure): each scenario against its expectations, the totals, the table rows,
-the JSON document, and whether the run fails (a suspect accuracy below the floor, or any unproven or cosmetic change
-approved as LOW risk).
+the JSON document, and whether the run fails: a suspect accuracy below `--min-suspect-accuracy`, a share of
+scenarios meeting every expectation below `--min`, or any unproven or cosmetic change approved as LOW risk.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ __all__ = ["TABLE_HEADER", "EvalReport", "OracleVerdict", "ScenarioResult", "Tot
            "table_lines", "table_rows", "to_json", "totals_of"]  # fmt: skip
 
 OracleTarget = Literal["pr", "pending", "none"]
-TABLE_HEADER = ("scenario", "expected", "suspect", "outcome", "risk", "state", "pr", "oracle", "met")
+TABLE_HEADER = ("scenario", "lang", "expected", "suspect-found", "fix-validated", "risk", "state", "pr",
+                "oracle-on-pr", "met")  # fmt: skip
+_LANG = {"python": "py", "javascript": "js"}
+_VALIDATED = {"proved": "yes (proved)", "unproven": "yes (unproven)", "refused": "no (refused)", "none": "no"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class ScenarioResult:
     cosmetic: str | None  # why the fix changes no behaviour (or reverts a commit known to change none)
     mentions: str | None  # what the verdict must name
     seconds: float
+    language: str = "python"
 
     @property
     def suspect_ok(self) -> bool:
@@ -50,6 +54,16 @@ class ScenarioResult:
     @property
     def outcome_ok(self) -> bool:
         return self.outcome.outcome == self.expected
+
+    @property
+    def fix_validated(self) -> bool:
+        """fixgen published fix.validated (proved or unproven), not fix.failed or nothing."""
+        return self.outcome.outcome in ("proved", "unproven")
+
+    @property
+    def oracle_passes_on_pr(self) -> bool | None:
+        """The oracle on the pull request's branch: passes, fails, or None when no PR was opened (or read)."""
+        return self.oracle.fixes if self.oracle.target == "pr" else None
 
     @property
     def mentions_ok(self) -> bool:
@@ -110,6 +124,11 @@ class Totals:
     def suspect_accuracy(self) -> float:
         return self.suspect_correct / self.scenarios if self.scenarios else 0.0
 
+    @property
+    def score(self) -> float:
+        """The share of scenarios meeting every expectation (what `--min` is a floor of)."""
+        return self.expectations_met / self.scenarios if self.scenarios else 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class EvalReport:
@@ -143,12 +162,14 @@ def totals_of(results: Sequence[ScenarioResult]) -> Totals:
     )
 
 
-def failures(report: EvalReport, min_suspect_accuracy: float) -> list[str]:
-    """Why the run fails (empty: it passes): the accuracy floor, and false fixes approved as LOW risk."""
+def failures(report: EvalReport, min_suspect_accuracy: float, min_score: float = 0.0) -> list[str]:
+    """Why the run fails (empty: it passes): the two floors, and false fixes approved as LOW risk."""
     t = report.totals
     out: list[str] = []
     if t.suspect_accuracy < min_suspect_accuracy:
         out.append(f"suspect accuracy {t.suspect_accuracy:.2f} < {min_suspect_accuracy:.2f}")
+    if t.score < min_score:
+        out.append(f"expectations met {t.score:.2f} ({t.expectations_met}/{t.scenarios}) < {min_score:.2f} (--min)")
     if t.low_risk_unproven_or_cosmetic_approvals:
         names = ", ".join(r.name for r in report.results if r.approved_low_unproven_or_cosmetic)
         out.append(f"{t.low_risk_unproven_or_cosmetic_approvals} unproven or cosmetic change(s) approved as LOW "
@@ -157,20 +178,21 @@ def failures(report: EvalReport, min_suspect_accuracy: float) -> list[str]:
 
 
 def table_rows(report: EvalReport) -> list[tuple[str, ...]]:
-    """One row per scenario, in TABLE_HEADER's columns (a miss in capitals: NO, WRONG, and what was expected)."""
+    """One row per scenario, in TABLE_HEADER's columns (a miss in capitals: NO, FAILS, and what was expected)."""
     rows: list[tuple[str, ...]] = []
     for r in report.results:
         o = r.outcome
-        suspect = "ok" if r.suspect_ok else f"WRONG {_short(o.suspect)}"
+        suspect = "yes" if r.suspect_ok else f"NO {_short(o.suspect)}"
         if o.reverted and o.reverted != o.suspect:
             suspect += f", reverted {_short(o.reverted)}"
-        outcome = o.outcome if r.outcome_ok else f"{o.outcome.upper()} (want {r.expected})"
+        validated = _VALIDATED[o.outcome] if r.outcome_ok else f"{_VALIDATED[o.outcome].upper()}, want {r.expected}"
         risk = f"{o.risk or '-'}{' auto' if o.auto_approved else ''}"
         pr = o.pr_branch.rsplit("/", 1)[-1][:8] if o.pr_branch else "-"
-        oracle = {True: "fixes", False: "DOES NOT FIX", None: "-"}[r.oracle.fixes]
-        if r.oracle.target != "none" and r.oracle.fixes is not None:
-            oracle += f" ({r.oracle.target})"
-        rows.append((f"{r.letter} {r.name}", r.expected, suspect, outcome, risk, o.state or "-", pr, oracle,
+        oracle = {True: "passes", False: "FAILS", None: "-"}[r.oracle.fixes]
+        if r.oracle.target == "pending" and r.oracle.fixes is not None:
+            oracle += " (pending fix)"
+        label, lang = f"{r.letter} {r.name}".strip(), _LANG.get(r.language, r.language)
+        rows.append((label, lang, r.expected, suspect, validated, risk, o.state or "-", pr, oracle,
                      "yes" if r.met else "NO"))  # fmt: skip
     return rows
 
@@ -182,7 +204,7 @@ def table_lines(report: EvalReport) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def summary_lines(report: EvalReport, min_suspect_accuracy: float) -> list[str]:
+def summary_lines(report: EvalReport, min_suspect_accuracy: float, min_score: float = 0.0) -> list[str]:
     """The totals, then each scenario that missed and why, then the run's verdict."""
     t = report.totals
     lines = [
@@ -192,27 +214,29 @@ def summary_lines(report: EvalReport, min_suspect_accuracy: float) -> list[str]:
         f"{t.awaiting_approval} awaiting approval ({t.pending_fixing_the_bug} of whose fixes would fix it)",
         f"unproven or cosmetic changes approved as LOW risk: {t.low_risk_unproven_or_cosmetic_approvals} (must be 0); "
         f"unproven fixes approved without a person: {t.auto_approved_unproven}",
-        f"expectations met: {t.expectations_met}/{t.scenarios} in {report.seconds:.0f}s",
+        f"expectations met: {t.expectations_met}/{t.scenarios} ({t.score:.2f}) in {report.seconds:.0f}s",
     ]
     for r in report.results:
         if not r.met:
-            lines.append(f"  {r.letter} {r.name}: " + "; ".join(r.misses()) + f" -- {r.outcome.detail[:300]}")
-    problems = failures(report, min_suspect_accuracy)
+            label = f"{r.letter} {r.name}".strip()
+            lines.append(f"  {label}: " + "; ".join(r.misses()) + f" -- {r.outcome.detail[:300]}")
+    problems = failures(report, min_suspect_accuracy, min_score)
     lines.append("FAILED: " + "; ".join(problems) if problems else "passed")
     return lines
 
 
-def to_json(report: EvalReport, min_suspect_accuracy: float) -> dict[str, Any]:
+def to_json(report: EvalReport, min_suspect_accuracy: float, min_score: float = 0.0) -> dict[str, Any]:
     """The whole report as one JSON document (`--json`)."""
     t = report.totals
-    problems = failures(report, min_suspect_accuracy)
+    problems = failures(report, min_suspect_accuracy, min_score)
     return {
         "run": report.run,
         "seconds": round(report.seconds, 1),
         "min_suspect_accuracy": min_suspect_accuracy,
+        "min": min_score,
         "passed": not problems,
         "failures": problems,
-        "totals": {"suspect_accuracy": round(t.suspect_accuracy, 4), **{
+        "totals": {"suspect_accuracy": round(t.suspect_accuracy, 4), "score": round(t.score, 4), **{
             name: getattr(t, name) for name in Totals.__dataclass_fields__
         }},
         "scenarios": [_scenario_json(r) for r in report.results],
@@ -222,8 +246,10 @@ def to_json(report: EvalReport, min_suspect_accuracy: float) -> dict[str, Any]:
 def _scenario_json(r: ScenarioResult) -> dict[str, Any]:
     o = r.outcome
     return {
-        "name": r.name, "letter": r.letter, "expected": r.expected, "expected_suspect": r.expected_suspect,
-        "suspect": o.suspect, "suspect_ok": r.suspect_ok, "reverted": o.reverted, "outcome": o.outcome,
+        "name": r.name, "letter": r.letter, "language": r.language, "expected": r.expected,
+        "expected_suspect": r.expected_suspect, "suspect": o.suspect, "suspect_ok": r.suspect_ok,
+        "suspect_found": r.suspect_ok, "fix_validated": r.fix_validated, "oracle_passes_on_pr": r.oracle_passes_on_pr,
+        "reverted": o.reverted, "outcome": o.outcome,
         "outcome_ok": r.outcome_ok, "detail": o.detail, "tried": list(o.tried), "tests": list(o.tests),
         "fixed_tests": list(o.fixed_tests),
         "mentions": r.mentions, "mentions_ok": r.mentions_ok, "risk": o.risk, "approved_by": o.approved_by,

@@ -175,7 +175,7 @@ async def _post_all(
             if resp.status_code != 202:
                 problem = f"ingest refused the alert: {resp.status_code} {resp.text[:200]}"
                 tracked.append(_Tracked(b, None, time.monotonic(), problem, finished_at=time.monotonic()))
-                say(f"   {b.scenario.letter} {b.scenario.name}: {problem}")
+                say(f"   {b.scenario.label}: {problem}")
                 continue
             tracked.append(_Tracked(b, uuid.UUID(resp.json()["event_id"]), time.monotonic()))
     say(f"== {sum(1 for t in tracked if t.alert)} alert(s) accepted by ingest; following them")
@@ -195,7 +195,7 @@ async def _follow(
                     if t.finished_at is not None:
                         s = t.built.scenario
                         how = t.problem or t.state
-                        say(f"   {s.letter} {s.name}: {how} after {t.finished_at - t.posted_at:.1f}s")
+                        say(f"   {s.label}: {how} after {t.finished_at - t.posted_at:.1f}s")
             await asyncio.sleep(POLL_S)
 
 
@@ -246,7 +246,7 @@ def _judge(t: _Tracked, oracle_valid: bool, scratch: Path) -> ScenarioResult:
         cosmetic = cosmetic or f"it reverts {outcome.reverted[:8]}, a commit that changes no behaviour"
     seconds = (t.finished_at or time.monotonic()) - t.posted_at
     return ScenarioResult(s.name, s.letter, s.expected, b.bug_sha, outcome, verdict, oracle_valid, cosmetic,
-                          s.mentions, seconds)  # fmt: skip
+                          s.mentions, seconds, s.language)  # fmt: skip
 
 
 def _installed_copies(built: Sequence[BuiltScenario], folder: Path) -> Path | None:

@@ -35,3 +35,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
     name: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{- define "pagerpatch.selector" -}}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* The components that run as pods: every service, and the console when enabled. */}}
+{{- define "pagerpatch.components" -}}
+{{- $names := keys .Values.services -}}
+{{- if .Values.console.enabled }}{{ $names = append $names "console" }}{{ end -}}
+{{- sortAlpha $names | join "," -}}
+{{- end -}}
