@@ -95,6 +95,27 @@ def event_summary(data: dict[str, Any]) -> str:
     return ""
 
 
+@events_app.command("replay")
+def events_replay(
+    to_durable: Annotated[str, typer.Option("--to-durable", help="Your durable consumer: created, or reset.")],
+    since: Annotated[str | None, typer.Option(help="Start time: ISO 8601, or an age like 15m, 2h, 3d.")] = None,
+    seq: Annotated[int | None, typer.Option(help="Start at this stream sequence.")] = None,
+    subject: Annotated[str, typer.Option(help="Subject filter, e.g. pagerpatch.incident.>")] = "pagerpatch.>",
+) -> None:
+    """Point a downstream durable consumer at the log from a time or sequence, to rebuild its state (docs/replay.md);
+    pagerpatch's own durables are refused."""
+    from pagerpatch.replay import durable
+
+    try:
+        start = durable.checked_start(to_durable, subject, since=since, seq=seq)
+    except durable.Refused as exc:
+        err.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from None
+    ep = running_endpoints(current_settings())
+    done = asyncio.run(durable.replay_at(ep.nats_url, to_durable, since=start, seq=seq, subject=subject))
+    console.print(durable.describe(done), markup=False, soft_wrap=True)
+
+
 @dlq_app.command("list")
 def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50) -> None:
     """Dead letters: poison input and messages that exhausted max_deliver, with the reason."""

@@ -49,8 +49,11 @@ def replay(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Re-run an incident's recorded alerts through triage, diagnosis, fixgen and review with changed configuration,
-    in isolation (nothing published, no live row written, nothing sent outside), and print what changed."""
+    """Re-run an incident with changed configuration, in isolation, and print what changed.
+
+    The incident's recorded alerts go through triage, diagnosis, fixgen (its tests in the sandbox) and review with
+    the given pagerpatch.yaml / agents.yaml / policies.yaml; nothing is published, no live row is written and
+    nothing is sent outside (docs/replay.md)."""
     live = current_settings()
     ep = running_endpoints(live)
     (live.state_dir / "replay").mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pagerpatch.knowledge.match import parse_pattern
 from pagerpatch.knowledge.model import FOLDER_KINDS, Kind, KnowledgeEntry
+from pagerpatch.settings.files import line_in_text
 
 FENCE = "---"
 KEYWORD = r"^[a-z0-9][a-z0-9._-]{0,99}$"
@@ -91,29 +92,6 @@ def split_frontmatter(text: str) -> tuple[str, str, int]:
     raise FileError(1, "frontmatter", "no closing '---' line")
 
 
-def _line_in(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Line (1-based, within `text`) of a key path in a YAML document."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line: int | None = None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == str(key):
-                    line, node = k.start_mark.line + 1, v
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _field(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -143,12 +121,12 @@ def parse_text(text: str, rel: str) -> KnowledgeEntry:
         if loc == ("alerts",) and msg.startswith("alerts["):  # the validator names the item
             index = int(msg[len("alerts[") : msg.index("]")])
             loc, msg = ("alerts", index), msg.split(": ", 1)[1]
-        line = _line_in(front, loc)
+        line = line_in_text(front, loc)
         raise FileError(line + 1 if line else 1, _field(loc), msg) from None
     folder = PurePosixPath(rel).parts[0] if len(PurePosixPath(rel).parts) > 1 else None
     by_folder = FOLDER_KINDS.get(folder) if folder else None
     kind: Kind | None = fm.kind or by_folder
-    kind_line = (_line_in(front, ("kind",)) or 0) + 1
+    kind_line = (line_in_text(front, ("kind",)) or 0) + 1
     if kind is None:
         why = (
             "missing: set `kind:` (guideline, knowledge, runbook) or put the file in guidelines/, knowledge/, runbooks/"
@@ -157,7 +135,7 @@ def parse_text(text: str, rel: str) -> KnowledgeEntry:
     if fm.kind and by_folder and fm.kind != by_folder:
         raise FileError(kind_line, "kind", f"{fm.kind!r} but the file is in {folder}/ (kind {by_folder!r})")
     if fm.alerts and kind != "runbook":
-        raise FileError((_line_in(front, ("alerts",)) or 0) + 1, "alerts", "only runbooks match alerts")
+        raise FileError((line_in_text(front, ("alerts",)) or 0) + 1, "alerts", "only runbooks match alerts")
     if not body.strip():
         raise FileError(1, "body", "empty: the Markdown after the frontmatter is the content")
     return KnowledgeEntry(kind, fm.keyword, fm.description.strip(), fm.tags, fm.alerts, rel, body.strip() + "\n")
@@ -195,7 +173,7 @@ def load_folder(folder: Path) -> Loaded:
             continue
         if entry.keyword in seen:
             front = split_frontmatter(text)[0]
-            line = (_line_in(front, ("keyword",)) or 0) + 1
+            line = (line_in_text(front, ("keyword",)) or 0) + 1
             first = seen[entry.keyword]
             result.errors.append(f"{where}:{line}: keyword: {entry.keyword!r} is already defined in {first}")
             continue

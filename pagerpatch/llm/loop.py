@@ -2,6 +2,11 @@
 
 Context discipline: once the model has seen a turn's raw tool outputs, they are replaced in the conversation by
 the facts drawn from them (from the tool, from the cheap model with `facts="llm"`, or the output's head).
+
+Prompt caching: every request carries cache markers on the conversation's stable prefix (everything before the
+newest raw tool outputs, `Conversation.messages(breakpoints=...)`), so each step reads the history the previous
+step wrote; the system text stays the same from step to step, and the caller's state (the task list) rides at
+the end of the request, after the last marker, without entering the history.
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ class ModelCaller(Protocol):
 class LoopControl(Protocol):
     """What a caller may add to the loop (the investigation's task list is one): tools answered in code by the
     caller, never by the registry (so never permission-checked or audited: they touch nothing but the caller's
-    own state), and system text rebuilt before every model call (after the cached prompt files)."""
+    own state), and a state text rebuilt before every model call. That text is the last block of the request's
+    last user message, after the cache markers, and never enters the history: a change to it (a task done)
+    leaves the cached system prompt and history intact, and no step carries an outdated copy."""
 
     def definitions(self) -> list[dict[str, Any]]: ...  # pragma: no cover
 
@@ -77,6 +84,7 @@ class LoopControl(Protocol):
     def system(self) -> str | None: ...  # pragma: no cover
 
 
+MESSAGE_BREAKPOINTS = 2  # of the API's 4 cache markers: tools and system prompt take the other two
 FINAL_NOW = "Give your final answer now by calling the answer tool."
 OUT_OF_STEPS = "The step budget is used up. Give your final answer now, with what you know, by calling the answer tool."
 
@@ -148,9 +156,7 @@ async def run_tools(
 
     for turn in range(1, limit + 1):
         result.turns = turn
-        if control is not None:
-            base["system"] = rt.system_for(agent, step, _joined(system, control.system()))
-        msg = await rt.call(scope, {**base, "messages": conversation.messages()}, result.spent)
+        msg = await rt.call(scope, {**base, "messages": _request(conversation, control, compress)}, result.spent)
         tag = f"{step}:turn:{turn}"
         conversation.assistant(_params(msg.content), tag)
         result.text = "".join(b.text for b in msg.content if b.type == "text")
@@ -170,7 +176,9 @@ async def run_tools(
             return result
         if not uses:
             if output is not None:
-                result.output = await _final_answer(rt, base, conversation, output, scope, result, FINAL_NOW)
+                result.output = await _final_answer(
+                    rt, base, conversation, control, compress, output, scope, result, FINAL_NOW
+                )
             return result
         handled = {u.id: _control_call(control, u) for u in uses if control is not None and control.handles(u.name)}
         real = [u for u in uses if u.id not in handled]
@@ -191,13 +199,22 @@ async def run_tools(
 
     result.outcome = "max_steps"
     if output is not None:
-        result.output = await _final_answer(rt, base, conversation, output, scope, result, OUT_OF_STEPS)
+        result.output = await _final_answer(
+            rt, base, conversation, control, compress, output, scope, result, OUT_OF_STEPS
+        )
     return result
 
 
-def _joined(*parts: str | None) -> str | None:
-    text = "\n\n".join(p for p in parts if p)
-    return text or None
+def _request(conversation: Conversation, control: LoopControl | None, compress: bool) -> list[dict[str, Any]]:
+    """The request's messages: cache markers on the stable prefix, then the control's state text at the end."""
+    messages = conversation.messages(breakpoints=MESSAGE_BREAKPOINTS, compressing=compress)
+    state = control.system() if control is not None else None
+    if state:
+        if messages and messages[-1]["role"] == "user":
+            messages[-1]["content"].append({"type": "text", "text": state})
+        else:
+            messages.append({"role": "user", "content": [{"type": "text", "text": state}]})
+    return messages
 
 
 def _control_call(control: LoopControl | None, use: Any) -> ToolCall:
@@ -223,13 +240,16 @@ async def _final_answer(
     rt: ModelCaller,
     base: dict[str, Any],
     conversation: Conversation,
+    control: LoopControl | None,
+    compress: bool,
     output: type[M],
     scope: CallScope,
     result: LoopResult[M],
     note: str,
 ) -> M:
     conversation.user(note, f"{scope.step}:final")
-    request = {**base, "messages": conversation.messages(), "tool_choice": structured.forced(output)}
+    messages = _request(conversation, control, compress)
+    request = {**base, "messages": messages, "tool_choice": structured.forced(output)}
     msg = await rt.call(scope, request, result.spent)
     conversation.assistant(_params(msg.content), f"{scope.step}:final")
     _, answer = structured.answer_of(msg, output)

@@ -20,7 +20,7 @@ from pagerpatch.kernel.breakers import Breakers
 from pagerpatch.kernel.redaction import redact_data
 from pagerpatch.llm import budgets, structured
 from pagerpatch.llm.config import AgentSpec, Governance, llm_enabled, load_governance
-from pagerpatch.llm.context import Conversation
+from pagerpatch.llm.context import Conversation, cap_breakpoints
 from pagerpatch.llm.errors import BudgetExceeded, LlmError, LlmUnavailable, StructuredOutputError
 from pagerpatch.llm.ledger import CallRecord, Ledger, MemoryLedger, Outcome, PgLedger
 from pagerpatch.llm.loop import LoopControl, LoopResult, run_tools
@@ -92,6 +92,12 @@ class LlmRuntime:
             self._caller = ProviderCaller(client, self.provider, self.llm, self.breakers, sleep=self._sleep)
         return self._caller
 
+    async def aclose(self) -> None:
+        """Close the provider client if this runtime made it (in the event loop that used it)."""
+        if self._caller is not None and self._client is None:
+            await self._caller.client.close()
+        self._caller = None
+
     @classmethod
     def create(
         cls,
@@ -147,6 +153,7 @@ class LlmRuntime:
             req["tools"] = tools
         if not req["system"]:
             del req["system"]
+        cap_breakpoints(req)
         model = str(req["model"])
         price = price_for(model, self.llm.prices)
         estimate = estimate_cost_usd(req, price)

@@ -3,7 +3,8 @@
 Which events a stage takes is what its durable consumers read (`schemas.streams`), so the chain needs no
 knowledge of any stage beyond its name. The first stage gets every recorded alert of the incident; each later
 stage the first event it consumes among the previous stage's outputs (one incident, one of each). A stage that
-gets nothing is *not reached*, and neither is any stage after it.
+gets nothing is *not reached*, and neither is any stage after it; so are the stages after one that failed (its
+error is its note).
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ async def run_chain(
         step = steps.get(stage)
         if not given:
             took = ", ".join(sorted(s.removeprefix("pagerpatch.") for s in consumed_subjects(stage))) or "nothing"
-            stopped = f"not reached: {stages[i - 1] if i else 'the recording'} produced no {took}"
+            stopped = (
+                f"not reached: {stages[i - 1] if i else 'the recording'} produced nothing {stage} consumes ({took})"
+            )
             outcomes.append(StageOutcome(stage, notes=(stopped,), ran=False))
             continue
         if step is None:
@@ -86,7 +89,12 @@ async def run_chain(
             continue
         folder = workdir / stage
         folder.mkdir(parents=True, exist_ok=True)
-        outcome = await step(ReplayInput(incident_id, tuple(given), tuple(repos), folder), settings)
+        try:
+            outcome = await step(ReplayInput(incident_id, tuple(given), tuple(repos), folder), settings)
+        except Exception as exc:  # the stage's own failure (an unknown repository, git down): reported, not raised
+            stopped = f"not reached: {stage} failed"
+            outcomes.append(StageOutcome(stage, notes=(f"failed: {type(exc).__name__}: {exc}",)))
+            continue
         outcomes.append(outcome)
         events = outcome.outputs
     return outcomes

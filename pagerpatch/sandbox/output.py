@@ -88,6 +88,8 @@ _PYTEST = re.compile(
 _UNITTEST_RAN = re.compile(r"^Ran \d+ tests? in \d+(?:\.\d+)?s$")
 _CARGO = re.compile(r"^test result: \w+\. \d+ passed; \d+ failed")
 _JEST = re.compile(r"^Tests:\s+\d+ \w+")
+# node --test's closing counts, TAP ("# pass 2") or the spec reporter ("ℹ pass 2").
+_NODE_COUNT = re.compile(r"^(?:#|ℹ) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) (\d+(?:\.\d+)?)$")
 _OOM = re.compile(r"\bMemoryError\b|Cannot allocate memory|std::bad_alloc|\bout of memory\b", re.IGNORECASE)
 
 
@@ -106,10 +108,28 @@ def extract_summary(output: str) -> str:
             return line
         if _JEST.match(line):
             return " ".join(line.split())
+        if (node := _node_summary(lines[: i + 1])) is not None:
+            return node
     last = next((line for line in reversed(lines) if line), "")
     if not last:
         return "(no output)"
     return last if len(last) <= _SUMMARY_MAX_CHARS else last[: _SUMMARY_MAX_CHARS - 1] + "…"
+
+
+def _node_summary(lines: list[str]) -> str | None:
+    """`node --test`'s counts ending at the last of `lines`: "3 tests: 2 passed, 1 failed in 52ms"; else None."""
+    counts: dict[str, str] = {}
+    for line in reversed(lines):
+        match = _NODE_COUNT.match(line)
+        if match is None:
+            break
+        counts.setdefault(match.group(1), match.group(2))
+    if "tests" not in counts or "pass" not in counts:
+        return None
+    parts = [f"{counts['pass']} passed", f"{counts.get('fail', '0')} failed"]
+    parts += [f"{counts[k]} {k}" for k in ("skipped", "cancelled", "todo") if counts.get(k, "0") != "0"]
+    took = f" in {float(counts['duration_ms']):.0f}ms" if "duration_ms" in counts else ""
+    return f"{counts['tests']} tests: {', '.join(parts)}{took}"
 
 
 def looks_out_of_memory(output: str) -> bool:

@@ -9,9 +9,12 @@ output on stdout. A runner that ignores both variables leaves only the exit code
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pagerpatch.sandbox.environment import RepoEnvironment
@@ -47,12 +50,25 @@ def pytest_options(results: Path) -> str:
 
 
 def node_options(results: Path) -> str:
-    """NODE_OPTIONS for a run: `node --test` reports TAP on stdout as usual and JUnit XML into `results` (node 20+;
-    other node processes ignore the test-runner flags)."""
+    """NODE_OPTIONS for a run: `node --test` reports TAP on stdout as usual and JUnit XML into `results` (other node
+    processes ignore the test-runner flags)."""
     return (
         "--test-reporter=tap --test-reporter-destination=stdout "
         f"--test-reporter=junit --test-reporter-destination={results / _NODE_REPORT}"
     )
+
+
+@lru_cache(maxsize=1)
+def _node_has_junit() -> bool:
+    """Whether the system's node (the one the sandbox's /usr shows) has the JUnit reporter: 20.11 or newer (an older
+    one would refuse the reporter and fail every test run, so it gets no NODE_OPTIONS)."""
+    node = shutil.which("node", path="/usr/local/bin:/usr/bin:/bin")
+    try:
+        done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10) if node else None
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    found = re.match(r"v(\d+)\.(\d+)", done.stdout if done else "")
+    return found is not None and (int(found[1]), int(found[2])) >= (20, 11)
 
 
 def _read_reports(results: Path) -> TestResults | None:
@@ -72,11 +88,9 @@ async def run_test_command(
     results = await asyncio.to_thread(_results_dir)
     try:
         await asyncio.to_thread(env.apply_overlay, tree)
-        variables = {
-            **env.variables(),
-            "PYTEST_ADDOPTS": pytest_options(results),
-            "NODE_OPTIONS": node_options(results),
-        }
+        variables = {**env.variables(), "PYTEST_ADDOPTS": pytest_options(results)}
+        if await asyncio.to_thread(_node_has_junit):
+            variables["NODE_OPTIONS"] = node_options(results)
         result = await sandbox.run(
             command, tree, timeout_s=timeout_s, env=variables, mounts=env.mounts(writable=(results,))
         )

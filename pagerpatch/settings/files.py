@@ -56,8 +56,16 @@ class _YamlSource(PydanticBaseSettingsSource):
 def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
     """Best-effort line of a key path in a YAML file (for error messages)."""
     try:
-        node = yaml.compose(path.read_text())
-    except (OSError, yaml.YAMLError):
+        return line_in_text(path.read_text(), loc)
+    except OSError:
+        return None
+
+
+def line_in_text(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of a key path (pydantic's `loc`) in a YAML document; None when the YAML does not parse."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
         return None
     line: int | None = None
     for key in loc:

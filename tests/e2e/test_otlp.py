@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -20,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -36,6 +34,7 @@ from pagerpatch.ops.demo_repo import build_demo_repo, demo_alert
 from pagerpatch.ops.embedded import free_port
 from schemas import streams
 from tests.e2e.system import start, stop
+from tests.support.http_server import ThreadedServer
 
 pytestmark = pytest.mark.e2e
 
@@ -61,8 +60,7 @@ class OtlpReceiver:
         self.requests = 0
         self.content_types: set[str] = set()
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedServer | None = None
         self.url = ""
 
     async def _traces(self, request: Request) -> Response:
@@ -87,24 +85,13 @@ class OtlpReceiver:
 
     def start(self) -> OtlpReceiver:
         app = Starlette(routes=[Route("/v1/traces", self._traces, methods=["POST"])])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "OTLP receiver did not start"
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/traces"
+        self._http = ThreadedServer(app, "OTLP receiver")
+        self.url = self._http.start() + "/v1/traces"
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
     def snapshot(self) -> list[Span]:
         with self._lock:

@@ -1,6 +1,7 @@
-"""The `eval fixes` scenarios are what they claim, on real git and the base interpreter: each bug raises a real
+"""The `eval fixes` scenarios are what they claim, on real git, the base interpreter and node: each bug raises a real
 traceback at HEAD, its oracle fails there and passes at the bug's parent, the commits called cosmetic change no
-behaviour (by the evaluation's own check), and the bug's revert applies -- except where it must conflict.
+behaviour (by the evaluation's own check), and the bug's revert applies -- except where it must conflict. The
+JavaScript ones also run their own `node --test` in the real sandbox, with per-test results from node's JUnit report.
 """
 
 from __future__ import annotations
@@ -13,33 +14,46 @@ import pytest
 
 from pagerpatch.git.workspace import git
 from pagerpatch.ops.demo_repo import DEPLOY_PREFIX
+from pagerpatch.ops.fixes_eval import node
 from pagerpatch.ops.fixes_eval.catalog import SCENARIOS
 from pagerpatch.ops.fixes_eval.history import BuildError, BuiltScenario, Edit, Scenario, Step, build
 from pagerpatch.ops.fixes_eval.oracle import check_fix, oracle_at
 from pagerpatch.ops.fixes_eval.outcome import cosmetic_reason
 from pagerpatch.ops.fixes_eval.spec import parse_scenario
+from pagerpatch.sandbox import BubblewrapSandbox, Environments, run_test_command
 from pagerpatch.sandbox.environment import BaseInterpreter
-from pagerpatch.traces.stacktrace import parse_trace
+from pagerpatch.traces.stacktrace import map_frames_to_repo, parse_trace
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
 ]
+NO_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (the JavaScript scenarios)")
+
+
+def _params(scenarios: list[Scenario] | tuple[Scenario, ...]) -> list[object]:
+    """Each scenario as a test parameter named after it; a JavaScript one is skipped where node is missing."""
+    return [pytest.param(s, id=s.name, marks=[NO_NODE] if s.language == "javascript" else []) for s in scenarios]
+
+
+JS_SCENARIOS = [s for s in SCENARIOS if s.language == "javascript"]
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuiltScenario]:
     root = tmp_path_factory.mktemp("scenarios")
-    return {s.name: build(s, root / s.name) for s in SCENARIOS}
+    usable = [s for s in SCENARIOS if s.language == "python" or shutil.which("node")]
+    return {s.name: build(s, root / s.name) for s in usable}
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", _params(SCENARIOS))
 def test_the_bug_raises_a_real_trace_through_the_repository(
     scenario: Scenario, built: dict[str, BuiltScenario]
 ) -> None:
     b = built[scenario.name]
     trace = parse_trace(b.capture.traceback)
-    assert trace is not None and trace.language == "python"
+    assert trace is not None and trace.language == scenario.language
+    assert trace.exception_type == b.capture.exception_type
     assert any(f.file and f.file.startswith(DEPLOY_PREFIX) for f in trace.frames)
     assert str(b.path) not in b.capture.traceback  # production paths, not the checkout's
     alert = b.alert("run1")
@@ -50,7 +64,7 @@ def test_the_bug_raises_a_real_trace_through_the_repository(
         assert innermost["file"].startswith(DEPLOY_PREFIX) and innermost["vars"]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", _params(SCENARIOS))
 def test_the_oracle_fails_at_head_and_passes_before_the_bug(
     scenario: Scenario, built: dict[str, BuiltScenario], tmp_path: Path
 ) -> None:
@@ -61,7 +75,7 @@ def test_the_oracle_fails_at_head_and_passes_before_the_bug(
     assert before.passed, before.detail
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", _params(SCENARIOS))
 def test_the_commits_called_cosmetic_change_no_behaviour(scenario: Scenario, built: dict[str, BuiltScenario]) -> None:
     b = built[scenario.name]
     for key in scenario.cosmetic:
@@ -73,7 +87,7 @@ def test_the_commits_called_cosmetic_change_no_behaviour(scenario: Scenario, bui
     assert cosmetic_reason({n: (_show(b.path, f"{b.bug_sha}^", n), _show(b.path, b.bug_sha, n)) for n in bug}) is None
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", _params(SCENARIOS))
 def test_reverting_the_bug_applies_unless_the_scenario_is_a_conflict(
     scenario: Scenario, built: dict[str, BuiltScenario], tmp_path: Path
 ) -> None:
@@ -91,7 +105,7 @@ def test_reverting_the_bug_applies_unless_the_scenario_is_a_conflict(
     assert check.applies and check.fixes and check.cosmetic is None, check
 
 
-@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.setup_command], ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", _params([s for s in SCENARIOS if s.setup_command]))
 def test_the_set_up_generates_what_the_scenario_says_in_a_fresh_environment(
     scenario: Scenario, built: dict[str, BuiltScenario], tmp_path: Path
 ) -> None:
@@ -183,3 +197,61 @@ def test_a_scenario_file_builds_the_history_it_describes(tmp_path: Path) -> None
 def _show(repo: Path, rev: str, name: str) -> str | None:
     done = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=repo, capture_output=True, text=True, check=False)
     return done.stdout if done.returncode == 0 else None
+
+
+# ---------------------------------------------------------------- JavaScript (node) scenarios
+
+
+@pytest.mark.parametrize("scenario", _params(JS_SCENARIOS))
+def test_a_javascript_trace_names_the_bug_s_file_and_function_innermost(
+    scenario: Scenario, built: dict[str, BuiltScenario]
+) -> None:
+    b = built[scenario.name]
+    trace = parse_trace(b.capture.traceback)
+    assert trace is not None and trace.exception_type in ("TypeError", "RangeError")
+    mapped = map_frames_to_repo(trace.frames, git(b.path, "ls-files").split())
+    bug_files = git(b.path, "diff-tree", "--no-commit-id", "--name-only", "-r", b.bug_sha).split()
+    innermost, file = mapped[-1]
+    assert file in bug_files and innermost.function in ("lineTotal", "pad")
+    assert all(f.file.startswith(DEPLOY_PREFIX) for f, _ in mapped)
+    assert "trigger.js" not in b.capture.traceback and "capture.js" not in b.capture.traceback  # the harness is cut
+
+
+@NO_NODE
+def test_a_javascript_oracle_reports_each_test_and_an_empty_one_says_so(tmp_path: Path) -> None:
+    (tmp_path / "m.js").write_text("exports.half = (n) => n / 2;\n")
+    oracle = (
+        'const test = require("node:test"); const assert = require("node:assert/strict");\n'
+        'const { half } = require("m");\n'
+        'test("halves", () => assert.equal(half(4), 2));\n'
+        'test("rounds down", () => assert.equal(half(5), 2));\n'
+    )
+    results, why = node.oracle_results(tmp_path, oracle, 60.0)
+    assert results == {"halves": "passed", "rounds down": results["rounds down"]} and why == ""
+    assert "2.5" in results["rounds down"]  # why it failed: node's assertion message
+    empty, why = node.oracle_results(tmp_path, "// no tests yet\n", 60.0)
+    assert empty == {} and why.startswith("the oracle has no test")
+    broken, _ = node.oracle_results(tmp_path, 'require("no-such-module");\n', 60.0)
+    assert list(broken.values()) != ["passed"] and "no-such-module" in next(iter(broken.values()))
+
+
+@pytest.mark.skipif(not BubblewrapSandbox().available(), reason="bubblewrap cannot run here")
+@pytest.mark.parametrize("scenario", _params(JS_SCENARIOS))
+async def test_node_test_runs_in_the_sandbox_with_per_test_results_failing_at_head_and_not_after_the_revert(
+    scenario: Scenario, built: dict[str, BuiltScenario], tmp_path: Path
+) -> None:
+    b = built[scenario.name]
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(b.path), str(clone))
+    sandbox = BubblewrapSandbox(timeout_s=120)
+    env = await Environments(tmp_path / "envs", sandbox).ensure(b.repo_config(), clone)
+    at_head = await run_test_command(sandbox, env, scenario.test_command, clone, timeout_s=120)
+    assert at_head.result.exit_code != 0 and at_head.tests is not None, at_head.result.output[-2000:]
+    assert at_head.failed_tests == [f"test::{scenario.mentions}"]
+    assert at_head.tests.passed  # the other tests ran and passed
+    ident = ["-c", "user.name=Eval", "-c", "user.email=eval@example.com"]
+    git(clone, *ident, "revert", "--no-edit", b.bug_sha)
+    reverted = await run_test_command(sandbox, env, scenario.test_command, clone, timeout_s=120)
+    assert reverted.result.passed and reverted.tests is not None and reverted.tests.failed == []
+    assert set(reverted.tests.outcomes) == set(at_head.tests.outcomes)
+    assert git(clone, "status", "--porcelain") == ""  # the JUnit report went outside the worktree

@@ -15,9 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
-from click.testing import Result
 from nats.js import JetStreamContext
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from pagerpatch import cli
 from pagerpatch.kernel import bus
@@ -66,7 +65,7 @@ def demo_alert(repo: DemoRepo) -> AlertReceived:
 async def snapshot(pool: asyncpg.Pool) -> dict[str, list[str]]:
     out = {}
     for table in LIVE_TABLES:
-        rows = await pool.fetch(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
+        rows = await pool.fetch(f"SELECT * FROM {table}")  # fixed table names
         out[table] = sorted(json.dumps(dict(r), default=str, sort_keys=True) for r in rows)
     return out
 
@@ -76,7 +75,7 @@ async def stream_count(js: JetStreamContext) -> int:
 
 
 async def invoke(env: dict[str, str], *args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args), env=env)
+    return await asyncio.to_thread(lambda: CliRunner().invoke(cli.app, list(args), env=env))
 
 
 @needs_bwrap
@@ -132,6 +131,24 @@ async def test_replay_shows_what_a_changed_rule_and_policy_would_have_decided(
         assert not fields["patch"]["changed"] and not doc["patch"]["changed"]
         assert doc["patch"]["replayed"]["files"] == ["shopcart/pricing.py"]
         assert {"severity", "risk", "decision"} <= set(doc["changed"])
+
+        printed = await invoke(env, "replay", str(incident), "--config", str(changed_config), "--policies",
+                               str(policies))  # fmt: skip
+        assert printed.exit_code == 0, printed.output
+        assert "~ severity     P2 -> P3" in printed.output
+        assert "~ risk         LOW (score 0) -> HIGH (score 50)" in printed.output
+        assert "~ decision     approved by policy -> waits for approval" in printed.output
+        assert "  suspect      " + repo.bad_commit[:12] in printed.output
+        assert "changed: severity, reasons, risk, risk_reasons, decision" in printed.output
+
+        noisy = tmp_path / "noisy.yaml"
+        noise = {"known_noise": [{"name": "checkout-500s", "service": "checkout"}]}
+        noisy.write_text(yaml.safe_dump(live_config(repo, triage=noise)))
+        quiet = json.loads((await invoke(env, "replay", str(incident), "--config", str(noisy), "--json")).stdout)
+        assert (quiet["fields"]["class"]["recorded"], quiet["fields"]["class"]["replayed"]) == ("real", "noise")
+        assert [s["ran"] for s in quiet["stages"]] == [True, False, False, False]  # the chain stops at triage
+        assert quiet["fields"]["suspect"]["replayed"] is None and quiet["fields"]["risk"]["replayed"] is None
+        assert "diagnosis: not reached: triage produced nothing diagnosis consumes (incident.opened)" in quiet["notes"]
 
         assert await stream_count(js) == messages  # nothing published
         assert await snapshot(pool) == before  # no live row written

@@ -3,8 +3,17 @@
 The real SDK talks to it through `base_url`. Every request (headers and JSON body) is recorded. Replies are
 scripted in order: text, tool_use blocks, errors (429 with retry-after, 529 overloaded, 500…), delays; or a
 callable that builds the reply from the request. Usage is computed from the request: ~len/4 tokens, and a
-cache simulation: the prefix up to the last `cache_control` marker in tools + system is written on first sight
-and read afterwards (the real API also requires a minimum prefix length; the fake does not).
+prompt-cache simulation following the Messages API's rules:
+
+- the prompt is one sequence of blocks in the order tools -> system -> messages (each tool, system block and
+  message content block is a block; a message's string content is one text block);
+- a `cache_control` marker on a block makes the prefix up to and including it a cache entry (at most 4 markers,
+  more is a 400 like the real API); markers themselves are not part of the cached content;
+- a request reads the longest previously written entry found at or up to 20 blocks before one of its markers
+  (`cache_read_input_tokens`) and writes the prefixes of its markers past it (`cache_creation_input_tokens`, up
+  to its last marker); the rest is `input_tokens`;
+- entries live 5 minutes (`ttl_s`), refreshed by each read, per model; a prefix shorter than
+  `min_cacheable_tokens` (0 by default; the real API's is 1024+ depending on the model) is neither written nor read.
 """
 
 from __future__ import annotations
@@ -13,7 +22,6 @@ import asyncio
 import hashlib
 import itertools
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -22,13 +30,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.support.http_server import ThreadedServer
+
 _ids = itertools.count(1)
+MAX_BREAKPOINTS = 4
+LOOKBACK_BLOCKS = 20
 
 
 def estimate_tokens(obj: Any) -> int:
@@ -99,14 +110,15 @@ Script = Reply | Callable[[dict[str, Any]], Reply]
 
 
 class FakeAnthropic:
-    def __init__(self) -> None:
+    def __init__(self, *, min_cacheable_tokens: int = 0, ttl_s: float = 300.0) -> None:
         self.requests: list[Recorded] = []
         self._script: deque[Script] = deque()
         self._default: Script | None = None
-        self._cache: set[str] = set()
+        self.min_cacheable_tokens = min_cacheable_tokens
+        self.ttl_s = ttl_s
+        self._cache: dict[str, float] = {}  # prefix hash -> expiry (time.monotonic())
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedServer | None = None
         self.url = ""
 
     # ------------------------------------------------------------------ scripting
@@ -136,6 +148,12 @@ class FakeAnthropic:
         body = await request.json()
         with self._lock:
             self.requests.append(Recorded(request.url.path, dict(request.headers), body, time.monotonic()))
+        markers = len(prompt_blocks(body)[1])
+        if markers > MAX_BREAKPOINTS:  # the real API refuses the request
+            message = f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {markers}."
+            return JSONResponse(
+                {"type": "error", "error": {"type": "invalid_request_error", "message": message}}, status_code=400
+            )
         reply = self._next(body)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
@@ -148,17 +166,6 @@ class FakeAnthropic:
         return JSONResponse(self._message(body, reply), headers={"request-id": f"req_{next(_ids)}", **reply.headers})
 
     def _message(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
-        total = estimate_tokens({k: body.get(k) for k in ("system", "messages", "tools")})
-        cached = self._cached_prefix(body)
-        write = read = 0
-        if cached is not None:
-            key, tokens = cached
-            with self._lock:
-                if key in self._cache:
-                    read = tokens
-                else:
-                    self._cache.add(key)
-                    write = tokens
         out = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(reply.content)
         return {
             "id": f"msg_{next(_ids):08d}",
@@ -168,55 +175,82 @@ class FakeAnthropic:
             "content": reply.content,
             "stop_reason": reply.stop_reason or "end_turn",
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": max(1, total - write - read),
-                "output_tokens": out,
-                "cache_creation_input_tokens": write,
-                "cache_read_input_tokens": read,
-            },
+            "usage": {**self.usage(body), "output_tokens": out},
         }
 
-    @staticmethod
-    def _cached_prefix(body: dict[str, Any]) -> tuple[str, int] | None:
-        prefix: list[Any] = []
-        marked: list[Any] | None = None
-        for tool in body.get("tools") or []:
-            prefix.append(tool)
-            if "cache_control" in tool:
-                marked = list(prefix)
-        system = body.get("system")
-        for block in system if isinstance(system, list) else []:
-            prefix.append(block)
-            if "cache_control" in block:
-                marked = list(prefix)
-        if marked is None:
-            return None
-        key = hashlib.sha256(json.dumps([body.get("model"), marked], sort_keys=True).encode()).hexdigest()
-        return key, estimate_tokens(marked)
+    def usage(self, body: dict[str, Any]) -> dict[str, int]:
+        """The prompt's usage as the cache simulation counts it (and records: later calls read what this wrote)."""
+        total = estimate_tokens({k: body.get(k) for k in ("system", "messages", "tools")})
+        blocks, marks = prompt_blocks(body)
+        hashes, tokens = [], []
+        running = hashlib.sha256(json.dumps(body.get("model")).encode()).hexdigest()
+        chars = 0
+        for *place, block in blocks:
+            canon = json.dumps(block, sort_keys=True, ensure_ascii=False)
+            running = hashlib.sha256((running + json.dumps(place) + canon).encode()).hexdigest()
+            chars += len(canon) + 2
+            hashes.append(running)
+            tokens.append(chars // 4)
+        marks = [m for m in marks if tokens[m] >= self.min_cacheable_tokens]
+        read = write = 0
+        if marks:
+            now = time.monotonic()
+            with self._lock:
+                hit = -1
+                for mark in marks:
+                    for i in range(mark, max(-1, mark - LOOKBACK_BLOCKS), -1):
+                        if i > hit and self._cache.get(hashes[i], 0.0) > now:
+                            hit = i
+                            break
+                if hit >= 0:
+                    read = tokens[hit]
+                    self._cache[hashes[hit]] = now + self.ttl_s
+                for mark in marks:
+                    if mark > hit:
+                        self._cache[hashes[mark]] = now + self.ttl_s
+            write = max(0, tokens[marks[-1]] - read) if marks[-1] > hit else 0
+            read = min(read, total - 1)
+            write = min(write, total - 1 - read)
+        return {
+            "input_tokens": max(1, total - write - read),
+            "cache_creation_input_tokens": write,
+            "cache_read_input_tokens": read,
+        }
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeAnthropic:
         app = Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake Anthropic server did not start")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self._http = ThreadedServer(app, "fake Anthropic server")
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
+
+
+def prompt_blocks(body: dict[str, Any]) -> tuple[list[list[Any]], list[int]]:
+    """The prompt as the cache sees it: blocks in the order tools -> system -> messages (without their markers,
+    each with its place: section, message index and role), and the indexes of the blocks that carry a marker."""
+    blocks: list[list[Any]] = []
+    marks: list[int] = []
+
+    def add(place: list[Any], block: Any) -> None:
+        if isinstance(block, dict) and "cache_control" in block:
+            marks.append(len(blocks))
+            block = {k: v for k, v in block.items() if k != "cache_control"}
+        blocks.append([*place, block])
+
+    for tool in body.get("tools") or []:
+        add(["tools"], tool)
+    system = body.get("system")
+    for block in [{"type": "text", "text": system}] if isinstance(system, str) else system or []:
+        add(["system"], block)
+    for n, message in enumerate(body.get("messages") or []):
+        content = message.get("content")
+        for block in [{"type": "text", "text": content}] if isinstance(content, str) else content or []:
+            add(["messages", n, message.get("role")], block)
+    return blocks, marks
 
 
 @pytest.fixture

@@ -16,24 +16,22 @@ import copy
 import itertools
 import json
 import re
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.support.fake_github_shapes import Call, FakeRepo, Injected, Templates, _git
+from tests.support.http_server import ThreadedServer
 
 
 class FakeGithub:
@@ -52,8 +50,7 @@ class FakeGithub:
         self._injected: list[Injected] = []
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedServer | None = None
         self.url = ""
 
     # ------------------------------------------------------------------ test controls
@@ -97,25 +94,13 @@ class FakeGithub:
     # ------------------------------------------------------------------ server
     def start(self) -> FakeGithub:
         app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PATCH", "DELETE"])])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake GitHub did not start")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._http = ThreadedServer(app, "fake GitHub")
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
     async def _dispatch(self, request: Request) -> Response:
         path = "/" + request.path_params["path"].removeprefix("api/v3/")

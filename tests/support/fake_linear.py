@@ -13,9 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import socket
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -24,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.http_server import ThreadedServer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apis" / "linear" / "graphql_responses.json"
 API_KEY = "lin_api_pagerpatch_test"
@@ -61,8 +60,7 @@ class FakeLinear:
         self._faults: deque[tuple[int, str, dict[str, str]]] = deque()
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedServer | None = None
         self.url = ""
 
     @property
@@ -156,26 +154,13 @@ class FakeLinear:
 
     def start(self) -> FakeLinear:
         app = Starlette(routes=[Route("/graphql", self._graphql, methods=["POST"])])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake Linear server did not start")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self._http = ThreadedServer(app, "fake Linear server")
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
 
 @pytest.fixture

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.support.http_server import ThreadedServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "observability"
 PROMETHEUS_PATH = "/api/v1/query_range"
@@ -77,8 +76,7 @@ class FakeObservability:
     url: str = ""
     _script: dict[str, deque[Answer]] = field(default_factory=lambda: defaultdict(deque))
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _http: ThreadedServer | None = None
 
     def script(self, path: str, *answers: Answer) -> FakeObservability:
         with self._lock:
@@ -103,26 +101,13 @@ class FakeObservability:
 
     def start(self) -> FakeObservability:
         routes = [Route(p, self._answer, methods=["GET", "POST"]) for p in (PROMETHEUS_PATH, LOKI_PATH)]
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake observability server did not start")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self._http = ThreadedServer(Starlette(routes=routes), "fake observability server")
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
     def __enter__(self) -> FakeObservability:
         return self.start()

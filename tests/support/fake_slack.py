@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,11 +23,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.http_server import ThreadedServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "apis" / "slack"
 TOKEN = "xoxb-pagerpatch-test"
@@ -91,8 +90,7 @@ class FakeSlack:
         self._faults: dict[str, deque[_Fault]] = {}
         self._clock = itertools.count(1)
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedServer | None = None
         self.url = ""
         self._post_template = _fixture("chat.postMessage.nyaruka-courier.json")
         self._reply_template = _fixture("chat.postMessage.thread-reply.coreeng-support-bot.json")
@@ -287,26 +285,13 @@ class FakeSlack:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeSlack:
         app = Starlette(routes=[Route("/api/{method}", self._api, methods=["GET", "POST"])])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake Slack server did not start")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self._http = ThreadedServer(app, "fake Slack server")
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
 
 async def _params(request: Request) -> dict[str, Any]:

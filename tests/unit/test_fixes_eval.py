@@ -152,7 +152,11 @@ def test_a_scenario_file_reads_as_the_scenario_it_describes() -> None:
     [
         ("title = ", "titel = ", "unknown key(s) titel"),
         ('expected = "unproven"', 'expected = "maybe"', "expected one of proved, unproven, refused, not 'maybe'"),
-        ('author = "dan"', 'author = "eve"', "steps: step 2: author: expected one of alice, bob, carol, dan, not 'eve'"),
+        (
+            'author = "dan"',
+            'author = "eve"',
+            "steps: step 2: author: expected one of alice, bob, carol, dan, not 'eve'",
+        ),
         ("old = ", "olde = ", "steps: step 2: edits: olde: unknown key(s) olde"),
         ('cosmetic = ["docs"]', 'cosmetic = "docs"', "cosmetic: expected an array"),
         ('cosmetic = ["docs"]', 'cosmetic = ["doc"]', "cosmetic: names no step: doc"),
@@ -161,7 +165,7 @@ def test_a_scenario_file_reads_as_the_scenario_it_describes() -> None:
         ("oracle = ", "# oracle = ", "oracle: missing (required: name, title, steps, trigger, expected, oracle)"),
         ('name = "tiny"', 'name = "Tiny one"', "name: lowercase letters, digits and dashes"),
         ('letter = "z"', 'letter = "zz z"', "letter: one to three lowercase letters or digits"),
-        ('letter = "z"', 'letter = 3', "letter: expected a string, not 3"),
+        ('letter = "z"', "letter = 3", "letter: expected a string, not 3"),
         ('letter = "z"', 'language = "ruby"', "language: expected one of python, javascript, not 'ruby'"),
         ('letter = "z"', 'language = "javascript"\nframe_vars = true', "frame_vars: Python scenarios only"),
         ('package = "tiny"', "package = 1", "steps: step 1: package: expected a string, not 1"),
@@ -300,7 +304,13 @@ def test_all_expectations_met_pass_the_floor() -> None:
                                                        approved_by=None)), 3.0)  # fmt: skip
     t = report.totals
     assert (t.suspect_accuracy, t.proved, t.unproven, t.prs_opened, t.prs_fixing_the_bug, t.expectations_met) == (
-        1.0, 1, 1, 1, 1, 2)
+        1.0,
+        1,
+        1,
+        1,
+        1,
+        2,
+    )
     assert failures(report, 1.0) == []
     assert summary_lines(report, 1.0)[-1] == "passed"
     document = to_json(report, 1.0)

@@ -81,6 +81,17 @@ FAILED (failures=1)
             "test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured",
         ),
         ("Tests:       1 failed, 2 passed, 3 total\nTime: 1s\n", "Tests: 1 failed, 2 passed, 3 total"),
+        (  # node --test's TAP reporter (the default off a terminal)
+            "ok 1 - ok\nnot ok 2 - bad\n1..2\n# tests 2\n# suites 0\n# pass 1\n# fail 1\n# cancelled 0\n"
+            "# skipped 0\n# todo 0\n# duration_ms 97.214654\n",
+            "2 tests: 1 passed, 1 failed in 97ms",
+        ),
+        (  # node's spec reporter: the counts come before the failures' details
+            "✔ ok (0.5ms)\nℹ tests 3\nℹ suites 0\nℹ pass 3\nℹ fail 0\nℹ cancelled 0\nℹ skipped 1\nℹ todo 0\n"
+            "ℹ duration_ms 41.5\n\n✖ failing tests:\n  at Test.run (node:internal/test_runner/test:835:12)\n",
+            "3 tests: 3 passed, 0 failed, 1 skipped in 42ms",
+        ),
+        ("# pass 1\n# fail 0\n", "# fail 0"),  # without the total it is not node's summary
         ("building...\nsomething broke\n\n  \n", "something broke"),
         ("I have 3 apples in 2s\n", "I have 3 apples in 2s"),
         ("", "(no output)"),

@@ -89,14 +89,33 @@ def oracle_results(code_root: Path, oracle: str, timeout_s: float) -> tuple[dict
         done = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=timeout_s, check=False,
                               env=_env(code_root, tmp))  # fmt: skip
         text = report.read_text(encoding="utf-8", errors="replace") if report.is_file() else ""
-    tail = (done.stderr or done.stdout).strip()[-300:]
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError:
-        return {}, f"no JUnit report (exit {done.returncode}): {tail}"
+        tail = (done.stderr or done.stdout).strip()[-300:]
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError:
+            return {}, f"no JUnit report (exit {done.returncode}): {tail}"
+        results = _results(root, argv[0], folder, code_root, timeout_s)
+    return results, "" if results else f"the oracle has no test (node: {tail or 'no output'})"
+
+
+def _results(root: ET.Element, node: str, folder: Path, code_root: Path, timeout_s: float) -> dict[str, str]:
+    """Each test case of the report: "passed", or why it failed."""
     results: dict[str, str] = {}
     for case in root.iter("testcase"):
         failure = next((c for c in case if c.tag in ("failure", "error")), None)
         why = None if failure is None else (failure.get("message") or case.get("failure") or "failed")
-        results[case.get("name", "?")] = "passed" if why is None else why[:300]
-    return results, "" if results else f"the oracle has no test (node: {tail or 'no output'})"
+        name = case.get("name", "?")
+        if name == str(folder / _ORACLE_FILE):  # the file as a whole: no test in it, or it failed to load
+            if why is None:
+                continue
+            name, why = _ORACLE_FILE, _load_error(node, folder / _ORACLE_FILE, code_root, timeout_s)
+        results[name] = "passed" if why is None else why[:300]
+    return results
+
+
+def _load_error(node: str, oracle: Path, code_root: Path, timeout_s: float) -> str:
+    """Why the oracle file fails as a whole (node's JUnit report only says "test failed"): run it plainly once."""
+    done = subprocess.run([node, str(oracle)], cwd=oracle.parent, capture_output=True, text=True, check=False,
+                          timeout=timeout_s, env=_env(code_root, str(oracle.parent)))  # fmt: skip
+    errors = [line.strip() for line in done.stderr.splitlines() if "Error" in line and not line.startswith(" ")]
+    return f"the oracle file fails as a whole: {errors[-1] if errors else done.stderr.strip()[-200:] or 'no output'}"

@@ -12,8 +12,8 @@ from typing import Any, Literal
 from pagerpatch.ops.fixes_eval.history import Expected
 from pagerpatch.ops.fixes_eval.outcome import PipelineOutcome
 
-__all__ = ["TABLE_HEADER", "EvalReport", "OracleVerdict", "ScenarioResult", "Totals", "failures", "summary_lines",
-           "table_lines", "table_rows", "to_json", "totals_of"]  # fmt: skip
+__all__ = ["TABLE_HEADER", "EvalReport", "OracleTarget", "OracleVerdict", "ScenarioResult", "Totals", "failures",
+           "summary_lines", "table_lines", "table_rows", "to_json", "totals_of"]  # fmt: skip
 
 OracleTarget = Literal["pr", "pending", "none"]
 TABLE_HEADER = ("scenario", "lang", "expected", "suspect-found", "fix-validated", "risk", "state", "pr",

@@ -148,7 +148,8 @@ UPDATE_TASKS_TOOL: dict[str, Any] = {
 
 class TaskControl:
     """The task list as the tool loop's control (pagerpatch.llm.loop.LoopControl): the `update_tasks` tool is
-    answered here, and the list as it stands is the system text of every step."""
+    answered here, and the list as it stands closes every step's latest message (after the cache markers, never
+    stored in the history)."""
 
     def __init__(self, tasks: TaskList, steps: int) -> None:
         self.tasks = tasks
