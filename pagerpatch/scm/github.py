@@ -95,6 +95,14 @@ def classify(exc: GithubException, what: str, now: float | None = None) -> Excep
     return ScmRejected(f"github: {what}: {exc.status} {message}")
 
 
+_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,  # the answer was cut off
+    requests.exceptions.ContentDecodingError,
+)
+
+
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     """Run GitHub calls, raising the classified error for any failure."""
@@ -102,7 +110,7 @@ def translated(what: str) -> Iterator[None]:
         yield
     except GithubException as exc:
         raise classify(exc, what) from exc
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except _NETWORK_ERRORS as exc:  # the network failed us mid-call: wait (the outbox looks the effect up first)
         raise ScmUnavailable(f"github: {what}: {type(exc).__name__}: {exc}") from exc
 
 

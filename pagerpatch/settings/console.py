@@ -37,6 +37,9 @@ class ConsoleSettings(BaseSettings):
     # them in approval.decided and the audit log). Without any, the console shows no buttons.
     approvers: dict[str, SecretStr] = Field(default_factory=dict)
     events_shown: int = Field(default=200, ge=1, le=5000)  # live events kept on the page
+    # The services' /metrics endpoints the health page reads breaker states from (service -> URL;
+    # `PAGERPATCH_CONSOLE_METRICS_URLS` as JSON). Empty: the ones `metrics.ports` gives on this host (`pagerpatch up`).
+    metrics_urls: dict[str, str] = Field(default_factory=dict)
 
     @property
     def token_value(self) -> str:

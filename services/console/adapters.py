@@ -16,6 +16,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from prometheus_client.parser import text_string_to_metric_families
 
 from pagerpatch.cli.incidents import _stage_outputs, _triage_lines
 from pagerpatch.incidents import IncidentRepository
@@ -23,7 +24,7 @@ from pagerpatch.kernel import bus, store
 from pagerpatch.ops import endpoints
 from schemas import streams, subjects
 from schemas.envelope import Event
-from services.console.domain import ConsumerLag, CostRow, IncidentFilter
+from services.console.domain import BreakerReading, ConsumerLag, CostRow, IncidentFilter, breaker_state_name
 from services.console.ports import (
     ApprovalRow,
     DeadLetterCount,
@@ -176,6 +177,39 @@ class NatsEventBus:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(sub.unsubscribe())
+
+
+class MetricsBreakers:
+    """Breaker states from the services' own /metrics (`pagerpatch_breaker_state`): breakers live in each process
+    and are not persisted, so this is the one place they can be read. All endpoints are asked at once."""
+
+    FAMILY = "pagerpatch_breaker_state"
+
+    def __init__(self, urls: dict[str, str], *, timeout_s: float = 2.0) -> None:
+        self.urls = urls
+        self.timeout_s = timeout_s
+
+    def endpoints(self) -> dict[str, str]:
+        return dict(self.urls)
+
+    async def breakers(self) -> list[BreakerReading]:
+        if not self.urls:
+            return []
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            found = await asyncio.gather(*(self._read(client, s, u) for s, u in self.urls.items()))
+        return [r for readings in found for r in readings]
+
+    async def _read(self, client: httpx.AsyncClient, service: str, url: str) -> list[BreakerReading]:
+        try:
+            resp = await client.get(url)
+            resp.raise_for_status()
+            families = list(text_string_to_metric_families(resp.text))
+        except (httpx.HTTPError, ValueError) as exc:
+            return [BreakerReading(service, problem=f"{url} did not answer: {type(exc).__name__}")]
+        return [
+            BreakerReading(service, s.labels.get("dependency", "?"), breaker_state_name(s.value))
+            for f in families if f.name == self.FAMILY for s in f.samples
+        ]  # fmt: skip
 
 
 class LocalRuntime:

@@ -17,12 +17,13 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from starlette.applications import Starlette
 
-from pagerpatch.kernel import bus
+from pagerpatch.kernel import bus, metrics
 from pagerpatch.kernel.logs import setup_logging
 from pagerpatch.kernel.store import create_pool
 from pagerpatch.settings import Settings, get_settings
 from pagerpatch.settings.console import ConsoleSettings
-from services.console.adapters import LocalRuntime, NatsEventBus, PgConsoleStore
+from services.console import domain
+from services.console.adapters import LocalRuntime, MetricsBreakers, NatsEventBus, PgConsoleStore
 from services.console.handlers import routes
 from services.console.usecase import ConsoleDeps
 
@@ -45,6 +46,17 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The console's own /metrics, like every service's (`metrics.port`, or `metrics.ports["console"]`).
+        app.state.metrics = metrics.serve(settings.metrics, "console")
+        try:
+            async with _connected(app):
+                yield
+        finally:
+            if app.state.metrics is not None:
+                app.state.metrics.close()
+
+    @contextlib.asynccontextmanager
+    async def _connected(app: Starlette) -> AsyncIterator[None]:
         if getattr(app.state, "deps", None) is not None:
             yield
             return
@@ -74,7 +86,14 @@ def bootstrap(settings: Settings, pool: asyncpg.Pool, *, nc: NatsClient, broker:
         bus=NatsEventBus(nc, broker, publish_timeout_s=settings.bus.publish_timeout_s),
         runtime=LocalRuntime(settings.state_dir),
         team=settings.team,
+        breakers=MetricsBreakers(breaker_urls(settings)),
     )
+
+
+def breaker_urls(settings: Settings) -> dict[str, str]:
+    """The services' /metrics the health page reads breaker states from (docs/console.md)."""
+    m = settings.metrics
+    return domain.metrics_endpoints(settings.console.metrics_urls, m.host, m.ports)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

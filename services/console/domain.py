@@ -321,3 +321,32 @@ def lag_status(c: ConsumerLag, *, behind_after: int = 100) -> str:
     if c.num_ack_pending:
         return "busy"
     return "ok"
+
+
+# ------------------------------------------------------------------ breakers (read from the services' /metrics)
+
+BREAKER_STATE_NAMES = {0: "closed", 1: "half-open", 2: "open"}  # pagerpatch_breaker_state's values
+
+
+@dataclass(frozen=True)
+class BreakerReading:
+    """One service's breaker on one dependency, as its /metrics says; `problem` when the endpoint did not answer."""
+
+    service: str
+    dependency: str | None = None
+    state: str | None = None
+    problem: str | None = None
+
+
+def breaker_state_name(value: float) -> str:
+    return BREAKER_STATE_NAMES.get(int(value), f"unknown ({value:g})")
+
+
+def metrics_endpoints(urls: Mapping[str, str], host: str, ports: Mapping[str, int]) -> dict[str, str]:
+    """Where the services' /metrics are: `console.metrics_urls` when given, else the per-service ports of this host
+    (`metrics.ports`, as under `pagerpatch up`; an unspecified bind address is read on loopback)."""
+    if urls:
+        return dict(sorted(urls.items()))
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+    shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
+    return {s: f"http://{shown}:{p}/metrics" for s, p in sorted(ports.items()) if p and s != "console"}

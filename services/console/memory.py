@@ -11,7 +11,7 @@ from typing import Any
 
 from schemas.codec import encode
 from schemas.envelope import Event
-from services.console.domain import ConsumerLag, CostRow, IncidentFilter
+from services.console.domain import BreakerReading, ConsumerLag, CostRow, IncidentFilter
 from services.console.ports import (
     DeadLetterCount,
     IncidentRecord,
@@ -111,3 +111,15 @@ class MemoryRuntime:
 
     async def up(self) -> UpInfo | None:
         return self.info
+
+
+@dataclass
+class MemoryBreakers:
+    urls: dict[str, str] = field(default_factory=dict)
+    readings: list[BreakerReading] = field(default_factory=list)
+
+    def endpoints(self) -> dict[str, str]:
+        return dict(self.urls)
+
+    async def breakers(self) -> list[BreakerReading]:
+        return list(self.readings)

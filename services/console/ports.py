@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pagerpatch.incidents import IncidentView
 from schemas.envelope import Event
-from services.console.domain import ConsumerLag, CostRow, IncidentFilter
+from services.console.domain import BreakerReading, ConsumerLag, CostRow, IncidentFilter
 
 
 @dataclass(frozen=True)
@@ -142,3 +142,13 @@ class EventBus(Protocol):
 
 class Runtime(Protocol):
     async def up(self) -> UpInfo | None: ...
+
+
+class BreakerSource(Protocol):
+    def endpoints(self) -> dict[str, str]:
+        """The /metrics URLs read, by service ({}: none configured)."""
+        ...
+
+    async def breakers(self) -> list[BreakerReading]:
+        """Every breaker the services report (a reading with `problem` for an endpoint that did not answer)."""
+        ...

@@ -134,6 +134,25 @@ def events(subject: str, access: Access, problem: str = "") -> str:
 # ------------------------------------------------------------------ health
 
 
+def _breakers(view: HealthView) -> str:
+    """Breaker states as each service's /metrics reports them (they live in the processes, never in the store)."""
+    if not view.breaker_endpoints:
+        return ('<section><h2>Breakers</h2><p id="breakers" class="muted">No service metrics endpoint is known: '
+                "breakers live in each service process and are read from its /metrics. Set "
+                "<code>PAGERPATCH_METRICS__PORTS</code> (under <code>pagerpatch up</code>) or "
+                "<code>PAGERPATCH_CONSOLE_METRICS_URLS</code>.</p></section>")  # fmt: skip
+    rows = "".join(
+        f'<tr><td>{esc(b.service)}</td><td colspan="2" class="problem">{esc(b.problem)}</td></tr>' if b.problem
+        else f"<tr><td>{esc(b.service)}</td><td>{esc(b.dependency)}</td><td class=state>{esc(b.state)}</td></tr>"
+        for b in view.breakers
+    ) or '<tr><td colspan="3" class="muted">no breaker has been used yet</td></tr>'  # fmt: skip
+    opened = sum(1 for b in view.breakers if b.state == "open")
+    read = ", ".join(sorted(view.breaker_endpoints))
+    return (f'<section><h2>Breakers: {opened} open</h2><table id="breakers"><thead><tr><th>service</th>'
+            f"<th>dependency</th><th>state</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<p class=muted>read from the /metrics of {esc(read)}</p></section>")  # fmt: skip
+
+
 def health(view: HealthView, access: Access) -> str:
     lag = "".join(
         f"<tr><td>{esc(c.durable)}</td><td>{esc(c.service)}</td><td class=mono>{esc(c.subject)}</td>"
@@ -174,9 +193,7 @@ pull requests open now, i.e. live service instances asking for work.</p></sectio
 <tbody>{stages}</tbody></table>
 <p class="muted">A stage's heartbeat is its checkpoints (work started and finished) plus its consumers' waiting
 readers above; work in flight for long usually waits out a dependency in place.</p></section>
-<section><h2>Breakers</h2><p id="breakers">Circuit breakers live in each service process and are not persisted, so
-the console cannot read them; each service exports its breaker states on its own metrics endpoint. An open breaker
-shows here as work in flight for long and readers that stop acknowledging.</p></section>"""
+{_breakers(view)}"""
     return page("health", body, access, active="health")
 
 

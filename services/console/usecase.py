@@ -17,8 +17,9 @@ from schemas.envelope import derived_id
 from schemas.events import ApprovalDecided, ApprovalDecidedPayload, DiagnosisReady, FixFailed, RiskAssessment
 from schemas.investigation import InvestigationReport
 from services.console import domain
-from services.console.domain import Access, CostLedger, DiffFile, IncidentFilter
+from services.console.domain import Access, BreakerReading, CostLedger, DiffFile, IncidentFilter
 from services.console.ports import (
+    BreakerSource,
     ConsoleStore,
     DeadLetterCount,
     EventBus,
@@ -48,6 +49,7 @@ class ConsoleDeps:
     runtime: Runtime
     team: str | None = None
     clock: Callable[[], datetime] = _now
+    breakers: BreakerSource | None = None  # the services' /metrics, where their breaker states are
 
 
 # ------------------------------------------------------------------ incidents
@@ -235,6 +237,8 @@ class HealthView:
     dead_letters: list[DeadLetterCount]
     up: UpInfo | None
     now: datetime
+    breakers: list[BreakerReading] = field(default_factory=list)
+    breaker_endpoints: dict[str, str] = field(default_factory=dict)  # {}: no service's /metrics is known
 
     @property
     def dead_waiting(self) -> int:
@@ -254,6 +258,8 @@ async def health(deps: ConsoleDeps) -> HealthView:
         dead_letters=await deps.store.dead_letters(),
         up=await deps.runtime.up(),
         now=deps.clock(),
+        breakers=await deps.breakers.breakers() if deps.breakers is not None else [],
+        breaker_endpoints=deps.breakers.endpoints() if deps.breakers is not None else {},
     )
 
 

@@ -186,15 +186,20 @@ class GitBreaker:
 
 
 class SyncedKnowledge:
-    """The Knowledge port on the Postgres knowledge base, indexed from the knowledge folder once per process on
-    first use (only what changed is written). A knowledge base that cannot be read is an empty one: the
-    investigation goes on without it, and the log says why."""
+    """The Knowledge port on the Postgres knowledge base. With `knowledge.sync_on_start` (the default) the folder
+    is indexed when the service starts (`start`, only what changed is written), or on first use when that failed;
+    without it the index is read as `pagerpatch knowledge sync` left it. A knowledge base that cannot be read is
+    an empty one: the investigation goes on without it, and the log says why."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self.base = KnowledgeBase(pool)
         self.pool = pool
         self.settings = settings
-        self._synced = False
+        self._synced = not settings.knowledge.sync_on_start
+
+    async def start(self) -> None:
+        """Index the knowledge folder now (at start-up) when `knowledge.sync_on_start`."""
+        await self._ready()
 
     async def _ready(self) -> bool:
         if not self._synced:

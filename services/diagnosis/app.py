@@ -22,14 +22,18 @@ def create_service() -> Service[Diagnosis]:
     return service
 
 
-def bootstrap(settings: Settings, pool: asyncpg.Pool) -> Diagnosis:
-    """Diagnosis's git worktrees, the repository registry and the audit log, built once the pool exists."""
+async def bootstrap(settings: Settings, pool: asyncpg.Pool) -> Diagnosis:
+    """Diagnosis's git worktrees, the repository registry and the audit log, built once the pool exists; with a
+    model configured, the knowledge folder is indexed now (`knowledge.sync_on_start`)."""
     limit_git_work(settings.diagnosis.max_concurrent)
+    investigator = make_investigator(settings, pool)
+    if investigator is not None and isinstance(investigator.knowledge, SyncedKnowledge):
+        await investigator.knowledge.start()
     return Diagnosis(
         repos=RepoRegistry(settings, pool),
         checkouts=GitCheckouts(make_workspaces(settings)),
         audit=PgAudit(pool),
-        investigator=make_investigator(settings, pool),
+        investigator=investigator,
     )
 
 

@@ -18,5 +18,7 @@ service: Service[Diagnosis] = Service(STAGE)
 @service.handler("diagnosis", IncidentOpened)
 async def on_incident(event: IncidentOpened, ctx: StageContext[Diagnosis]) -> Sequence[Event[Any]]:
     guard = GitBreaker(ctx.breakers)
-    payload = await ctx.deps.diagnose(incident_id_of(event), event.payload, guard=guard, team=event.team)
+    payload = await ctx.deps.diagnose(
+        incident_id_of(event), event.payload, guard=guard, team=event.team, at=event.occurred_at
+    )
     return [] if payload is None else [event.derive(DiagnosisReady, payload, stage=STAGE)]

@@ -15,11 +15,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pagerpatch.llm import BudgetExceeded, LlmError, LlmRuntime, LlmUnavailable, Spent, phase_prompt
+from pagerpatch.llm import BudgetExceeded, LlmError, LlmRuntime, LlmUnavailable, Spent, ToolCall, phase_prompt
 from pagerpatch.settings import ServiceEntry
 from schemas.events import DiagnosisReadyPayload, IncidentOpenedPayload
 from schemas.investigation import InvestigationReport
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 AGENT = "diagnosis"
 RECENT_COMMITS = 10
 TOOL_FACTS = 40  # facts drawn from tool outputs handed to the report phase
+NOT_READY = (
+    "Your findings are not marked ready: go on investigating ({left} step(s) left), then answer with the "
+    "findings again, `ready: true` once they support a report."
+)
 
 
 @dataclass(frozen=True)
@@ -131,9 +136,10 @@ class Investigation:
         deterministic: DiagnosisReadyPayload,
         history: History,
         team: str | None,
+        at: datetime | None = None,
     ) -> Outcome:
         spent = Spent()
-        run = _Run(self, incident_id, incident, deterministic, history, team, spent)
+        run = _Run(self, incident_id, incident, deterministic, history, team, spent, at)
         try:
             return await run.all()
         except BudgetExceeded as exc:
@@ -158,8 +164,10 @@ class _Run:
         history: History,
         team: str | None,
         spent: Spent,
+        at: datetime | None = None,
     ) -> None:
         self.rt = agent.runtime
+        self.at = at  # the incident's time: "now" of the observability tools' default range
         self.agent = agent
         self.incident_id = incident_id
         self.incident = incident
@@ -230,27 +238,37 @@ class _Run:
             task=f"Investigate. At most {parallel} tool calls per step and {steps} steps; keep the task list up "
             "to date with update_tasks; answer with the findings when ready for a report.",
         )
-        result = await self.rt.run_tools(
-            agent=AGENT,
-            step="investigate",
-            conversation=conv,
-            output=Findings,
-            incident_id=self.incident_id,
-            team=self.team,
-            max_steps=steps,
-            tool_context={"workspace": str(workspace) if workspace else None, "rev": self.base},
-            control=TaskControl(tasks, steps),
-            max_calls_per_turn=parallel,
-        )
-        self.spent.usage = self.spent.usage + result.spent.usage
-        self.spent.cost_usd += result.spent.cost_usd
-        self.spent.calls += result.spent.calls
-        assert result.output is not None  # output= was given: the loop always ends in a validated answer
-        facts = [f"{c.name}: {c.facts}" for c in result.tool_calls if c.outcome == "ok"][-TOOL_FACTS:]
-        if result.outcome == "max_steps":
+        tool_context: dict[str, Any] = {"workspace": str(workspace) if workspace else None, "rev": self.base}
+        if self.at is not None:
+            tool_context["now"] = self.at
+        control = TaskControl(tasks, steps)
+        turns, calls = 0, list[ToolCall]()
+        while True:  # findings not `ready` with steps left: the investigation goes on in the same conversation
+            result = await self.rt.run_tools(
+                agent=AGENT,
+                step="investigate",
+                conversation=conv,
+                output=Findings,
+                incident_id=self.incident_id,
+                team=self.team,
+                max_steps=steps - turns,
+                tool_context=tool_context,
+                control=control,
+                max_calls_per_turn=parallel,
+            )
+            self.spent.usage = self.spent.usage + result.spent.usage
+            self.spent.cost_usd += result.spent.cost_usd
+            self.spent.calls += result.spent.calls
+            turns, calls = turns + result.turns, calls + result.tool_calls
+            assert result.output is not None  # output= was given: the loop always ends in a validated answer
+            if result.output.ready or result.outcome == "max_steps" or turns >= steps:
+                break
+            conv.user(NOT_READY.format(left=steps - turns), "investigate:not-ready")
+        facts = [f"{c.name}: {c.facts}" for c in calls if c.outcome == "ok"][-TOOL_FACTS:]
+        if result.outcome == "max_steps" or not result.output.ready:
             facts.append("the investigation's step budget ran out before it was marked ready")
         task_lines = [f"[{t.status}] {t.text}" for t in tasks.tasks]
-        return result.output, result.turns, facts, task_lines, len(result.tool_calls)
+        return result.output, turns, facts, task_lines, len(calls)
 
     # ------------------------------------------------------------------ 3. report (cheap model) + grounding
     async def report(self, report_in: ReportInput, steps: int, tool_calls: int) -> Outcome:

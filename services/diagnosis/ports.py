@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -156,6 +157,8 @@ class Investigator(Protocol):
         deterministic: DiagnosisReadyPayload,
         history: History,
         team: str | None,
+        at: datetime | None = None,
     ) -> Outcome:
-        """Prepare, investigate, report and ground; never raises for a model failure (the outcome says why)."""
+        """Prepare, investigate, report and ground; never raises for a model failure (the outcome says why).
+        `at` is the incident's time: "now" for the observability tools' default range."""
         ...  # pragma: no cover

@@ -34,7 +34,7 @@ async def replay(inputs: ReplayInput, settings: Settings) -> StageOutcome:
         audit=audit,
         investigator=investigator,
     )
-    payload = await diagnosis.diagnose(incident_id_of(event), event.payload, team=event.team)
+    payload = await diagnosis.diagnose(incident_id_of(event), event.payload, team=event.team, at=event.occurred_at)
     outputs = () if payload is None else (event.derive(DiagnosisReady, payload, stage=STAGE),)
     notes = tuple(f"skipped: {reason}" for _, reason in audit.skips)
     return StageOutcome(STAGE, outputs, spent(runtime), notes)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TypeVar
 
 from pagerpatch.settings import RepoConfig
@@ -59,12 +60,14 @@ class Diagnosis:
         incident: IncidentOpenedPayload,
         guard: GitGuard = unguarded,
         team: str | None = None,
+        at: datetime | None = None,
     ) -> DiagnosisReadyPayload | None:
         """The incident's diagnosis; None when there is no repository to diagnose (the skip is audited).
 
         The deterministic diagnosis runs first, on git, through the guard; then, with a model configured, the
         investigation runs on the same worktree (outside the guard: it holds no git slot while the model thinks)
-        and its grounded report stands unless it failed -- the deterministic one stands then, with the reason."""
+        and its grounded report stands unless it failed -- the deterministic one stands then, with the reason.
+        `at` (the incident's time) is "now" for the observability tools the investigation calls."""
         if incident.repo is None:
             log.warning("incident %s: service %r has no repository in config; nothing to diagnose", incident_id,
                         incident.service)  # fmt: skip
@@ -85,7 +88,7 @@ class Diagnosis:
                 return outcome.with_fallback(payload, outcome.NO_MODEL)
             if history is None:
                 return outcome.with_fallback(payload, "no revision of the repository to investigate")
-            found = await self.investigator.investigate(str(incident_id), incident, payload, history, team)
+            found = await self.investigator.investigate(str(incident_id), incident, payload, history, team, at)
             return outcome.decide(payload, found)
         finally:
             await asyncio.to_thread(cleanup.close)

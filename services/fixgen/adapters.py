@@ -115,14 +115,19 @@ class WorktreeReverter:
             target = (root / path).resolve()
             if not target.is_relative_to(root) or ".git" in target.relative_to(root).parts[:1]:
                 raise ValueError(f"{path!r} leads outside the worktree")  # a symlink in the tree; never followed
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            except OSError as exc:  # a folder by that name, a file where a folder should be: the model's mistake
+                raise ValueError(f"the regression test cannot be written at {path!r}: {exc.strerror}") from exc
 
         await asyncio.to_thread(write)
 
-    async def commit_all(self, worktree: Path, message: str) -> None:
+    async def commit_paths(self, worktree: Path, paths: Sequence[str], message: str) -> None:
         def commit() -> None:
-            workspace.git(worktree, "add", "--all")
+            # Only these paths (forced: a path .gitignore names is still the fix's), never `add --all`: the test
+            # runs write into the tree (logs, reports, the set-up's generated files) and none of that is the fix.
+            workspace.git(worktree, "add", "--all", "--force", "--", *paths)
             workspace.git(worktree, *self.identity.config_args(), "commit", "--quiet", "--no-verify", "-m", message)
 
         await asyncio.to_thread(commit)
@@ -175,7 +180,8 @@ class LlmFixAgent:
         try:
             result = await self.runtime.run_tools(
                 agent="fixgen", step=self.STEP, prompt=request.prompt, output=FixProposal,
-                incident_id=request.incident_id, tool_context={"workspace": str(request.workspace), "rev": request.rev},
+                incident_id=request.incident_id, team=request.team,
+                tool_context={"workspace": str(request.workspace), "rev": request.rev},
             )  # fmt: skip
         except BudgetExceeded as exc:
             raise AgentUnavailable(f"over budget: {exc}") from exc

@@ -19,7 +19,7 @@ service: Service[FixGenerator] = Service(STAGE)
 async def on_diagnosis(event: DiagnosisReady, ctx: StageContext[FixGenerator]) -> Sequence[Event[Any]]:
     incident_id = incident_id_of(event)
     repo = await ctx.deps.repos.require(event.payload.repo)
-    outcome = await ctx.deps.generate(event.payload, repo, incident_id, ctx.breakers)
+    outcome = await ctx.deps.generate(event.payload, repo, incident_id, ctx.breakers, team=event.team)
     if isinstance(outcome, FixValidatedPayload):
         return [event.derive(FixValidated, outcome, stage=STAGE)]
     return [event.derive(FixFailed, outcome, stage=STAGE)]

@@ -127,7 +127,7 @@ class ScriptedReverter:
     async def write_file(self, worktree: Path, path: str, text: str) -> None:
         self.written.append((worktree, path, text))
 
-    async def commit_all(self, worktree: Path, message: str) -> None:
+    async def commit_paths(self, worktree: Path, paths: Sequence[str], message: str) -> None:
         self.committed.append(worktree)
 
     @property

@@ -20,7 +20,14 @@ from schemas.events import DiagnosisReadyPayload, FixValidatedPayload, TestRun
 from schemas.fixes import AttemptOutcome, FixAttempt
 from services.fixgen import domain
 from services.fixgen.domain import attempts as record
-from services.fixgen.domain.patches import BuiltPatch, FixProposal, PatchProblem, build_patch, proposal_paths
+from services.fixgen.domain.patches import (
+    BuiltPatch,
+    FixProposal,
+    PatchProblem,
+    build_patch,
+    changed_paths,
+    proposal_paths,
+)
 from services.fixgen.domain.policy import PatchPolicy, policy_refusal
 from services.fixgen.domain.prompt import Feedback, fix_prompt
 from services.fixgen.domain.regression import Reproduced, base_run_reproduces, judge_patch, regression_command
@@ -52,6 +59,7 @@ class PatchContext:
     baseline: TestReport
     timeout_s: float
     earlier: tuple[FixAttempt, ...] = ()
+    team: str | None = None  # the incident's team: its budget binds the agent too
 
 
 @dataclass
@@ -118,7 +126,7 @@ class ModelPatcher:
         d = ctx.diagnosis
         prompt = fix_prompt(d, attempt=n, attempts=self.max_attempts, earlier=ctx.earlier, feedback=feedback)
         try:
-            proposal = await self.agent.propose(FixRequest(prompt, path, d.base_commit, ctx.incident))
+            proposal = await self.agent.propose(FixRequest(prompt, path, d.base_commit, ctx.incident, ctx.team))
         except AgentUnavailable as exc:
             return None, _Failed("unavailable", str(exc) or type(exc).__name__)
         paths = proposal_paths(proposal)
@@ -150,13 +158,13 @@ class ModelPatcher:
         command = regression_command(test.path) if test is not None else None
         if test is None:
             why = proposal.no_reproduction_reason or "none given"
-            reproduced = Reproduced(False, f"NO REPRODUCTION: the fix agent wrote no regression test ({why})")
+            reproduced = Reproduced(None, f"NO REPRODUCTION: the fix agent wrote no regression test ({why})")
         elif command is None:
-            reproduced = Reproduced(False, f"NO REPRODUCTION: fixgen cannot run {test.path} on its own")
+            reproduced = Reproduced(None, f"NO REPRODUCTION: fixgen cannot run {test.path} on its own")
         else:
             try:
                 await self.patcher.write_file(path, test.path, test.content)
-            except ValueError as exc:  # the path leads out of the worktree through a symlink
+            except ValueError as exc:  # the path leads out of the worktree, or is a folder there
                 return _Failed("refused", str(exc))
             reproduced = base_run_reproduces(await self._tests(ctx, run, command, path), test.path, d.exception_type)
         await self._git(ctx, lambda: self.patcher.apply_patch(path, built.fix_diff))
@@ -169,7 +177,8 @@ class ModelPatcher:
         refusal, fixed = judge_patch(ctx.baseline, suite)
         if refusal is not None:
             return _Failed("failed", refusal, suite.result.output)
-        await self._git(ctx, lambda: self.patcher.commit_all(path, f"{proposal.summary}\n\npagerpatch fix agent"))
+        message = f"{proposal.summary}\n\npagerpatch fix agent"
+        await self._git(ctx, lambda: self.patcher.commit_paths(path, changed_paths(built), message))
         patch = await self.patcher.diff(path, d.base_commit)
         removed = domain.removed_tests(ctx.baseline, suite, domain.removed_test_defs(patch))
         return record.patch_validated(

@@ -101,11 +101,12 @@ class Patcher(Reverter, Protocol):
 
     async def write_file(self, worktree: Path, path: str, text: str) -> None:
         """Write one file (the regression test) in the worktree, uncommitted; `ValueError` when the path leads out
-        of the worktree (through a symlink)."""
+        of the worktree (through a symlink) or cannot be a file there (a folder by that name)."""
         ...  # pragma: no cover
 
-    async def commit_all(self, worktree: Path, message: str) -> None:
-        """Commit every change in the worktree (the fix and its regression test)."""
+    async def commit_paths(self, worktree: Path, paths: Sequence[str], message: str) -> None:
+        """Commit the changes to `paths` only (the fix's files and its regression test; even where .gitignore
+        names them): whatever the test runs left in the worktree stays out of the patch."""
         ...  # pragma: no cover
 
 
@@ -124,6 +125,7 @@ class FixRequest:
     workspace: Path
     rev: str
     incident_id: str
+    team: str | None = None  # the incident's team (its daily budget, the ledger's team column)
 
 
 class FixAgent(Protocol):

@@ -37,7 +37,7 @@ async def replay(inputs: ReplayInput, settings: Settings) -> StageOutcome:
         timeout_s=settings.sandbox.timeout_s, model=model,
     )  # fmt: skip
     repo = await generator.repos.require(event.payload.repo)
-    outcome = await generator.generate(event.payload, repo, incident_id_of(event), Breakers())
+    outcome = await generator.generate(event.payload, repo, incident_id_of(event), Breakers(), team=event.team)
     output: Event[Any]
     if isinstance(outcome, FixValidatedPayload):
         output = event.derive(FixValidated, outcome, stage=STAGE)

@@ -126,10 +126,17 @@ class FixGenerator:
     model: ModelPatcher | None = None  # the model-patch strategy, when a model is configured
 
     async def generate(
-        self, diagnosis: DiagnosisReadyPayload, repo: RepoConfig, incident_id: uuid.UUID, breakers: CircuitBreakers
+        self,
+        diagnosis: DiagnosisReadyPayload,
+        repo: RepoConfig,
+        incident_id: uuid.UUID,
+        breakers: CircuitBreakers,
+        *,
+        team: str | None = None,
     ) -> FixOutcome:
-        """The strategy chain: a proved revert; else the fix agent's patches (when a model is configured); else the
-        unproven revert, or fix.failed with every attempt's reason (docs/fixgen.md)."""
+        """The strategy chain: a proved revert; else the fix agent's patches (when a model is configured, spending
+        under the incident and its `team`'s budget); else the unproven revert, or fix.failed with every attempt's
+        reason (docs/fixgen.md)."""
         run = await self._revert_run(diagnosis, repo, incident_id, breakers)
         revert = run.outcome
         attempt_log = list(run.attempts.log)
@@ -146,7 +153,7 @@ class FixGenerator:
             revert = revert.model_copy(update={"attempt_log": attempt_log})
         if self.model is None or run.final:
             return revert
-        ctx = await self._patch_context(diagnosis, repo, str(incident_id), breakers, run, attempt_log)
+        ctx = await self._patch_context(diagnosis, repo, str(incident_id), breakers, run, attempt_log, team)
         if isinstance(ctx, FixFailedPayload):
             return ctx.model_copy(update={"attempt_log": attempt_log})
         patched = await self.model.run(ctx)
@@ -168,6 +175,7 @@ class FixGenerator:
         breakers: CircuitBreakers,
         run: _RevertRun,
         earlier: list[FixAttempt],
+        team: str | None,
     ) -> PatchContext | FixFailedPayload:
         """The model patch's inputs; the baseline is made here when the revert never got that far (no suspect)."""
         runner = self.tests
@@ -180,7 +188,7 @@ class FixGenerator:
             except SetupFailed as exc:
                 return domain.fix_failed(diagnosis.repo, domain.setup_reason(str(exc)))
         return PatchContext(
-            diagnosis, repo, incident, runner, breakers, baseline.env, baseline.tests, timeout, tuple(earlier)
+            diagnosis, repo, incident, runner, breakers, baseline.env, baseline.tests, timeout, tuple(earlier), team
         )
 
     async def revert_and_test(

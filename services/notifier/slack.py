@@ -1,8 +1,10 @@
 """Slack Web API adapter (slack_sdk's WebClient, pointed at `slack.api_url`).
 
 slack_sdk's AsyncWebClient needs aiohttp, which pagerpatch does not install; the WebClient (urllib) is used
-instead, each call in a worker thread. Its own retries cover a dropped connection only: a rate limit (HTTP 429
-with `Retry-After`) and 5xx become `Transient` with Slack's delay, so the handoff waits in place (heartbeat, no
+instead, each call in a worker thread, with none of its own retries: a retried `chat.postMessage` whose first
+answer was lost (a dropped connection after Slack posted) would post twice, so a connection error or timeout is
+`Transient` and the retry goes through the outbox, which looks the message up first. A rate limit (HTTP 429 with
+`Retry-After`) and 5xx become `Transient` with Slack's delay, so the handoff waits in place (heartbeat, no
 delivery used) instead of sleeping inside the client; a refusal (`channel_not_found`, `not_in_channel`,
 `invalid_auth`, ...) is `Rejected`, terminal with Slack's reason.
 """
@@ -11,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from pagerpatch.kernel.errors import Transient
 from pagerpatch.settings import SlackSettings
@@ -38,8 +40,8 @@ class SlackWebApi:
         self.client = WebClient(
             token=token,
             base_url=base,
-            timeout=int(settings.timeout_s),
-            retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)],
+            timeout=max(1, math.ceil(settings.timeout_s)),  # whole seconds (0 would mean a non-blocking socket)
+            retry_handlers=[],  # not even for a dropped connection: see the module docstring
         )
 
     async def _call(self, method: str, fn: Callable[[], Any]) -> dict[str, Any]:
@@ -54,7 +56,7 @@ class SlackWebApi:
                     f"Slack {method}: {error or status}, retrying in {wait:g}s", retry_after_s=wait
                 ) from exc
             raise Rejected(f"Slack {method}: {error or f'HTTP {status}'}") from exc
-        except (OSError, TimeoutError) as exc:  # urllib's connection errors, after the client's own retries
+        except OSError as exc:  # urllib's connection errors and timeouts (TimeoutError is an OSError)
             raise Transient(f"Slack {method}: {type(exc).__name__}: {exc}", retry_after_s=2.0) from exc
         data = response.data
         return data if isinstance(data, dict) else {}

@@ -57,6 +57,7 @@ class IncidentThread:
     linear: LinearApi | None = None
     config: ThreadConfig = field(default_factory=ThreadConfig)
     _locks: dict[uuid.UUID, asyncio.Lock] = field(default_factory=dict)
+    _users: dict[uuid.UUID, int] = field(default_factory=dict)  # holders and waiters of each incident's lock
 
     @property
     def enabled(self) -> bool:
@@ -66,12 +67,16 @@ class IncidentThread:
     async def _locked(self, incident_id: uuid.UUID) -> AsyncIterator[None]:
         """One update of an incident's thread at a time in this process (renders never overtake each other)."""
         lock = self._locks.setdefault(incident_id, asyncio.Lock())
+        self._users[incident_id] = self._users.get(incident_id, 0) + 1
         try:
             async with lock:
                 yield
         finally:
-            if not lock.locked() and self._locks.get(incident_id) is lock:
-                del self._locks[incident_id]
+            # Dropped only when nobody holds or waits for it: a released lock whose waiter has not resumed yet
+            # reads unlocked, and a new lock for a later event would then run next to that waiter.
+            self._users[incident_id] -= 1
+            if not self._users[incident_id]:
+                del self._users[incident_id], self._locks[incident_id]
 
     async def on_event(self, event: Event[Any]) -> list[Event[Any]]:
         """Show an event in the incident's thread (and open the Linear issue for fix.failed)."""
@@ -290,6 +295,14 @@ class IncidentThread:
         for waiting in await self.threads.waiting(now - timedelta(seconds=self.config.approval_wait_s)):
             async with self._locked(waiting.incident_id):
                 state = await self.threads.get(waiting.incident_id) or waiting
+                if self.config.linear_team(state.team) is None:
+                    # No Linear team for it: settled for the sweep, else it would come back every round (and a
+                    # hundred such incidents would hide every other waiting approval behind the query's LIMIT).
+                    log.info(
+                        "incident %s waits for approval; no Linear team for team %r", state.incident_id, state.team
+                    )
+                    await self.threads.escalated(state.incident_id)
+                    continue
                 requested = state.approval_requested_at or now
                 await self._linear(None, state, "approval.waiting", waited_s=(now - requested).total_seconds())
                 opened += 1

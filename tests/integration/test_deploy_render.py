@@ -43,6 +43,7 @@ JETSTREAM_SCALER_KEYS = {
     "useHttps",
 }
 CONSUMER_SERVICES = {c.service for c in streams.CONSUMERS}
+SINGLE_REPLICA = {"notifier"}  # values.yaml: services.notifier.singleReplica
 PIPELINE = tuple(s for s in SERVICES if s != "console")  # the console has a template of its own
 
 
@@ -189,9 +190,9 @@ def test_defaults_deploy_every_service_and_the_console_without_optional_parts(de
 
 def test_keda_scales_each_consumer_service_on_the_lag_of_each_of_its_consumers(full_docs) -> None:
     scaled = of_kind(full_docs, "ScaledObject")
-    assert set(scaled) == {f"pp-{s}" for s in CONSUMER_SERVICES}
+    assert set(scaled) == {f"pp-{s}" for s in CONSUMER_SERVICES - SINGLE_REPLICA}
     deployments = of_kind(full_docs, "Deployment")
-    for service in CONSUMER_SERVICES:
+    for service in CONSUMER_SERVICES - SINGLE_REPLICA:
         so = scaled[f"pp-{service}"]["spec"]
         assert so["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"pp-{service}"}
         assert "replicas" not in deployments[f"pp-{service}"]["spec"]  # KEDA's to set, not helm's
@@ -207,6 +208,14 @@ def test_keda_scales_each_consumer_service_on_the_lag_of_each_of_its_consumers(f
     assert "replicas" in deployments["pp-ingest"]["spec"] and "replicas" in deployments["pp-console"]["spec"]
 
 
+def test_the_notifier_runs_as_one_process_even_with_keda_and_during_a_roll_out(default_docs, full_docs) -> None:
+    for docs in (default_docs, full_docs):
+        spec = of_kind(docs, "Deployment")["pp-notifier"]["spec"]
+        assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+        assert "pp-notifier" not in of_kind(docs, "ScaledObject")
+    assert of_kind(full_docs, "Deployment")["pp-fixgen"]["spec"].get("strategy") is None  # others roll as usual
+
+
 def test_metrics_ports_services_and_service_monitor_line_up(full_docs) -> None:
     deployments = of_kind(full_docs, "Deployment")
     services = of_kind(full_docs, "Service")
@@ -214,7 +223,7 @@ def test_metrics_ports_services_and_service_monitor_line_up(full_docs) -> None:
     selected = monitor["spec"]["selector"]["matchLabels"]
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
-    for service in PIPELINE:
+    for service in (*PIPELINE, "console"):
         svc = services[f"pp-{service}-metrics"]
         assert selected.items() <= svc["metadata"]["labels"].items()
         [port] = svc["spec"]["ports"]
@@ -228,6 +237,11 @@ def test_metrics_ports_services_and_service_monitor_line_up(full_docs) -> None:
         else:
             assert env["PAGERPATCH_METRICS__PORT"] == str(named["metrics"])
             assert env["PAGERPATCH_METRICS__HOST"] == "0.0.0.0"
+    # The console reads the consumer services' breaker states through their metrics Services.
+    console = deployments["pp-console"]["spec"]["template"]["spec"]["containers"][0]
+    urls = json.loads(next(e["value"] for e in console["env"] if e["name"] == "PAGERPATCH_CONSOLE_METRICS_URLS"))
+    assert urls == {s: f"http://pp-{s}-metrics:9090/metrics" for s in CONSUMER_SERVICES}
+    assert all(f"pp-{s}-metrics" in services for s in urls)
 
 
 def test_console_takes_its_token_from_a_secret_and_is_fenced_by_its_network_policy(full_docs) -> None:
@@ -238,10 +252,16 @@ def test_console_takes_its_token_from_a_secret_and_is_fenced_by_its_network_poli
     assert env["PAGERPATCH_CONSOLE_HOST"]["value"] == "0.0.0.0"
     policies = of_kind(full_docs, "NetworkPolicy")
     assert set(policies) == {f"pp-{s}" for s in (*PIPELINE, "console")}
-    [rule] = policies["pp-console"]["spec"]["ingress"]
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}]
+    page, scrape = policies["pp-console"]["spec"]["ingress"]
+    assert page["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert page["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}]
+    assert scrape["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     [rule] = policies["pp-triage"]["spec"]["ingress"]
     assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    console_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "pp",
+                                                    "app.kubernetes.io/component": "console"}}}  # fmt: skip
+    assert console_pods in rule["from"]  # the console reads breaker states from the services' /metrics
     [rule] = policies["pp-ingest"]["spec"]["ingress"]
     assert "from" not in rule  # webhooks come from anywhere
 
@@ -265,3 +285,6 @@ def test_compose_file_is_valid_against_the_compose_spec() -> None:
     assert list(validator.iter_errors(broken))  # the schema does bite
     assert compose["services"]["console"]["command"] == ["python", "-m", "services.console"]
     assert "127.0.0.1:8081:8081" in compose["services"]["console"]["ports"]
+    urls = json.loads(compose["services"]["console"]["environment"]["PAGERPATCH_CONSOLE_METRICS_URLS"])
+    assert urls == {s: f"http://{s}:9090/metrics" for s in CONSUMER_SERVICES}  # each a service of the file
+    assert set(urls) <= set(compose["services"])

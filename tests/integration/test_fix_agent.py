@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from pagerpatch.git.worktrees import Workspaces
@@ -23,6 +24,7 @@ from services.fixgen.adapters import SandboxTestRunner, WorktreeReverter, make_f
 from services.fixgen.domain.policy import PatchPolicy
 from services.fixgen.memory import MemoryRepos, RecordingBreakers
 from services.fixgen.modelpatch import ModelPatcher
+from services.fixgen.ports import FixRequest
 from services.fixgen.usecase import FixGenerator, FixOutcome
 from tests.support.fake_anthropic import FakeAnthropic, Reply, error, overloaded, tool_use
 from tests.support.git import Repo
@@ -99,9 +101,9 @@ class Runs(SandboxTestRunner):
 
 async def fix(
     tmp_path: Path, repo: Repo, d: DiagnosisReadyPayload, fake: FakeAnthropic, *, attempts: int = 3,
-    policy: PatchPolicy | None = None, **llm: Any,
+    policy: PatchPolicy | None = None, test_command: str = "python -m pytest -q", **llm: Any,
 ) -> tuple[FixOutcome, Runs]:  # fmt: skip
-    config = RepoConfig(name="shop", path=str(repo.path), test_command="python -m pytest -q")
+    config = RepoConfig(name="shop", path=str(repo.path), test_command=test_command)
     runner = Runs(_bwrap, Environments(tmp_path / "home" / "envs", _bwrap))
     runner.commands = []
     worktrees = WorktreeReverter(Workspaces(tmp_path / "home" / "workspaces"))
@@ -246,9 +248,48 @@ async def test_the_model_refusing_the_request_without_a_suspect_is_fix_failed_wi
     assert len(fake_anthropic.requests) == 1  # an unavailable agent is not asked again
 
 
+async def test_only_the_fix_and_its_regression_test_are_committed_not_what_the_tests_left_in_the_tree(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    repo, shas = shop(tmp_path)
+    # The repository's suite writes a file into its working directory, as many do (logs, reports, caches).
+    leaves_a_log = "from pathlib import Path\n\n\ndef test_writes_a_log():\n    Path('run.log').write_text('ran')\n"
+    repo.commit({"tests/test_log.py": leaves_a_log}, "A test that leaves a log")
+    fake_anthropic.script(proposal(FIX))
+    outcome, _ = await fix(tmp_path, repo, diagnosis(repo, shas, suspect=False), fake_anthropic, attempts=1)
+    assert isinstance(outcome, FixValidatedPayload), outcome
+    assert set(outcome.files_changed) == {PRICING, REGRESSION}  # not run.log
+    assert "run.log" not in outcome.patch
+
+
 async def test_a_proved_revert_never_calls_the_model(tmp_path: Path, fake_anthropic: FakeAnthropic) -> None:
     repo, shas = shop(tmp_path)
     repo.commit({REGRESSION: REPRODUCING}, "Test unknown coupons")  # fails at HEAD, passes with the revert
     outcome, _ = await fix(tmp_path, repo, diagnosis(repo, shas), fake_anthropic)
     assert isinstance(outcome, FixValidatedPayload) and outcome.proof == "proved"
     assert outcome.strategy == "revert-and-test" and fake_anthropic.requests == []
+
+
+async def test_a_regression_test_path_naming_a_folder_is_the_models_mistake_not_a_crash(tmp_path: Path) -> None:
+    """A ValueError is a refused attempt (the next one is told why); an OSError would fail the whole message."""
+    worktrees = WorktreeReverter(Workspaces(tmp_path / "home" / "workspaces"))
+    (tmp_path / "tree" / "tests").mkdir(parents=True)
+    with pytest.raises(ValueError, match="the regression test cannot be written at 'tests'"):
+        await worktrees.write_file(tmp_path / "tree", "tests", "def test_x():\n    pass\n")
+    with pytest.raises(ValueError, match="leads outside the worktree"):
+        await worktrees.write_file(tmp_path / "tree", ".git/hooks/pre-commit", "exit 0\n")
+
+
+async def test_the_fix_agents_calls_are_costed_under_the_incident_and_its_team(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, pool: asyncpg.Pool
+) -> None:
+    """The team's daily budget binds the fix agent too: its calls carry the team (the ledger row says so)."""
+    fake_anthropic.script(proposal(FIX))
+    agent = make_fix_agent(llm_settings(fake_anthropic.url, SHIPPED_CONFIG), pool)
+    assert agent is not None
+    request = FixRequest("fix it", tmp_path, "HEAD", str(INCIDENT), team="payments")
+    answer = await agent.propose(request)
+    assert answer.edits[0].new == FIX["new"]
+    row = await pool.fetchrow("SELECT agent, step, team, incident_id FROM llm_calls")
+    assert (row["agent"], row["step"], row["team"], str(row["incident_id"])) == ("fixgen", "patch", "payments",
+                                                                                   str(INCIDENT))  # fmt: skip

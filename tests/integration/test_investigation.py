@@ -83,8 +83,10 @@ class Shop:
         self.bug = self.repo.commit({"shop/pricing.py": BROKEN}, "pricing: look coupons up directly", who="Eve")
         self.trace = self.repo.run(TRIGGER).stderr
 
-    def diagnosis(self, fake: FakeAnthropic, config: Path = SHIPPED, pool: Any = None, **llm: Any) -> Diagnosis:
-        settings = llm_settings(fake.url, config, **llm)
+    def diagnosis(
+        self, fake: FakeAnthropic, config: Path = SHIPPED, pool: Any = None, obs: Any = None, **llm: Any
+    ) -> Diagnosis:
+        settings = llm_settings(fake.url, config, **llm).model_copy(update={"observability": obs} if obs else {})
         self.runtime = LlmRuntime.create(settings, pool, ToolRegistry(settings))
         catalog = {"shop-api": ServiceEntry(tier=1, team="payments", repo="shop")}
         investigator = Investigation(self.runtime, MemoryKnowledge(KNOWLEDGE), catalog)
@@ -96,7 +98,7 @@ class Shop:
             investigator=investigator,
         )
 
-    async def diagnose(self, diagnosis: Diagnosis, **fields: Any) -> DiagnosisReadyPayload:
+    async def diagnose(self, diagnosis: Diagnosis, at: Any = None, **fields: Any) -> DiagnosisReadyPayload:
         values: dict[str, Any] = {
             "fingerprint": "f" * 16,
             "title": "coupon checkout fails",
@@ -105,7 +107,7 @@ class Shop:
             "repo": "shop",
             "stack_trace": self.trace,
         }
-        payload = await diagnosis.diagnose(uuid.UUID(int=7), IncidentOpenedPayload(**{**values, **fields}))
+        payload = await diagnosis.diagnose(uuid.UUID(int=7), IncidentOpenedPayload(**{**values, **fields}), at=at)
         assert payload is not None
         return payload
 

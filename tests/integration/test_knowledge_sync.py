@@ -17,10 +17,14 @@ from pagerpatch import cli
 from pagerpatch.kernel import store
 from pagerpatch.knowledge import KnowledgeBase, sync_knowledge
 from pagerpatch.settings import Settings
+from pagerpatch.settings.knowledge import KnowledgeSettings
+from services.diagnosis import app as diagnosis_app
+from tests.support.llm_env import llm_settings
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "knowledge"
+SHIPPED = EXAMPLES.parents[1] / "config"
 DEMO_TITLE = "KeyError in checkout: POST /checkout returning 500"
 DEMO_LABELS = {"service": "checkout", "env": "production", "team": "payments"}
 
@@ -119,6 +123,23 @@ async def test_concurrent_syncs_index_each_entry_once(pool: asyncpg.Pool, folder
     results = await asyncio.gather(*(sync_knowledge(pool, settings_for(folder)) for _ in range(3)))
     assert sorted(len(r.added) for r in results) == [0, 0, 3]
     assert await pool.fetchval("SELECT count(*) FROM knowledge_entries") == 3
+
+
+async def test_the_diagnosis_service_indexes_the_folder_at_start_up_unless_told_not_to(
+    pool: asyncpg.Pool, folder: Path, tmp_path: Path
+) -> None:
+    base = llm_settings("http://127.0.0.1:9", SHIPPED)  # a model configured (never called here)
+    on = base.model_copy(update={"home": tmp_path / "home", "knowledge": KnowledgeSettings(dir=folder)})
+    deps = await diagnosis_app.bootstrap(on, pool)
+    assert deps.investigator is not None
+    assert await pool.fetchval("SELECT count(*) FROM knowledge_entries") == 3  # before any incident
+
+    await pool.execute("DELETE FROM knowledge_entries")
+    off = on.model_copy(update={"knowledge": KnowledgeSettings(dir=folder, sync_on_start=False)})
+    deps = await diagnosis_app.bootstrap(off, pool)
+    assert deps.investigator is not None
+    assert await deps.investigator.knowledge.catalog() == []  # the index as `knowledge sync` left it
+    assert await pool.fetchval("SELECT count(*) FROM knowledge_entries") == 0
 
 
 # ---------------------------------------------------------------- the CLI

@@ -151,3 +151,43 @@ async def test_an_approval_waiting_too_long_opens_one_issue_and_the_slack_root_l
     assert f"pagerpatch incident {waiting.incident_id}" in issue.description
     root = next(m for m in fake_slack.messages("C0PPINC01", roots=True) if "KeyError" in m.text)
     assert issue.url in str(root.blocks)
+
+
+async def test_an_approval_of_a_team_without_a_linear_team_is_left_out_of_the_sweep_once(
+    thread: IncidentThread,
+    fake_linear: FakeLinear,
+    pool: asyncpg.Pool,
+) -> None:
+    unmapped, mapped = story(team="search"), story(title="payments waits")  # linear.teams has payments only
+    for s in (unmapped, mapped):
+        for event in (s.opened, s.diagnosis, s.validated, s.requested):
+            await run(thread, event)
+    later = max(unmapped.requested.occurred_at, mapped.requested.occurred_at) + timedelta(seconds=WAIT_S + 5)
+    assert await thread.sweep_waiting(later) == 1  # only the issue actually opened is counted
+    assert await thread.sweep_waiting(later) == 0  # the unmapped one does not come back every round
+    assert [i.team_key for i in fake_linear.issues] == ["PAY"]
+    escalated = await pool.fetchval("SELECT escalated_at FROM notifier_threads WHERE incident_id = $1",
+                                    unmapped.incident_id)  # fmt: skip
+    assert escalated is not None
+
+
+async def test_a_5xx_waits_and_a_timeout_after_issue_create_finds_the_issue_instead_of_a_second(
+    pool: asyncpg.Pool,
+    fake_linear: FakeLinear,
+) -> None:
+    s = story()
+    ls = LinearSettings(api_url=fake_linear.api_url, api_key=SecretStr(API_KEY), teams={"payments": "PAY"},
+                        timeout_s=1)  # fmt: skip
+    thread = IncidentThread(PgThreads(pool), PgOutbox(pool), PgNotifications(pool), None, LinearGraphql(ls),
+                            ThreadConfig(linear_team=ls.team_for))  # fmt: skip
+    await run(thread, s.opened)
+    fake_linear.server_error()
+    with pytest.raises(Transient, match="Internal server error"):
+        await thread.on_event(s.failed)
+    fake_linear.answer_late("issueCreate", 2.5)
+    with pytest.raises(Transient, match="Timeout"):
+        await thread.on_event(s.failed)
+    assert len(fake_linear.issues) == 1  # created; the answer never reached the notifier
+    await run(thread, s.failed)
+    [issue] = fake_linear.issues
+    assert await pool.fetchval("SELECT remote_id FROM outbox WHERE kind = 'linear.issue'") == issue.id

@@ -19,7 +19,7 @@ from services.notifier import domain_slack
 from services.notifier.adapters import PgNotifications, PgOutbox, PgThreads
 from services.notifier.slack import SlackWebApi
 from services.notifier.thread import IncidentThread, ThreadConfig
-from tests.support.fake_slack import TOKEN, FakeSlack
+from tests.support.fake_slack import TOKEN, DroppingProxy, FakeSlack
 from tests.support.fake_slack import fake_slack as fake_slack
 from tests.support.thread_story import APPROVER, story
 
@@ -205,3 +205,56 @@ async def test_rate_limited_waits_with_retry_after_then_posts_once(
     await run(thread, s.opened)
     assert len(fake_slack.messages(CHANNEL, roots=True)) == 1
     assert [c.status for c in fake_slack.called("chat.postMessage", ok_only=False)] == [429, 429, 200]
+
+
+def thread_at(pool: asyncpg.Pool, settings: SlackSettings) -> IncidentThread:
+    config = ThreadConfig(slack_channel=settings.channel_for, slack_approvers=frozenset({APPROVER}))
+    return IncidentThread(PgThreads(pool), PgOutbox(pool), PgNotifications(pool), SlackWebApi(settings), None, config)
+
+
+async def test_an_answer_lost_after_slack_posted_is_looked_up_not_posted_again(
+    pool: asyncpg.Pool,
+    fake_slack: FakeSlack,
+) -> None:
+    """The client does not re-send chat.postMessage on its own after a dropped connection (Slack may have posted
+    it): the message waits, and the retry finds the root by its metadata."""
+    s = story()
+    with DroppingProxy(fake_slack, "chat.postMessage") as proxy:
+        settings = SlackSettings(api_url=proxy.api_url, bot_token=SecretStr(TOKEN), channels={"payments": CHANNEL})
+        thread = thread_at(pool, settings)
+        with pytest.raises(Transient, match=r"chat\.postMessage"):
+            await thread.on_event(s.opened)
+        assert proxy.dropped == 1 and len(fake_slack.messages(CHANNEL, roots=True)) == 1  # posted, answer lost
+        await run(thread, s.opened)
+    assert len(fake_slack.messages(CHANNEL, roots=True)) == 1
+    assert len(fake_slack.called("chat.postMessage")) == 1 and fake_slack.called("conversations.history")
+
+
+async def test_a_timeout_after_slack_posted_finds_the_root_instead_of_posting_again(
+    pool: asyncpg.Pool,
+    fake_slack: FakeSlack,
+) -> None:
+    s = story()
+    thread = thread_at(pool, slack_settings(fake_slack, timeout_s=1))
+    fake_slack.answer_late("chat.postMessage", 2.5)
+    with pytest.raises(Transient, match=r"chat\.postMessage"):
+        await thread.on_event(s.opened)
+    await run(thread, s.opened)
+    await asyncio.sleep(2)  # the late answer has been sent by now: still one root
+    assert len(fake_slack.messages(CHANNEL, roots=True)) == 1
+    assert await pool.fetchval("SELECT state FROM outbox WHERE kind = 'slack.root'") == "done"
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "chat.update"])
+async def test_a_5xx_waits_then_succeeds(thread: IncidentThread, fake_slack: FakeSlack, method: str) -> None:
+    s = story()
+    await run(thread, s.opened)
+    fake_slack.server_error(method)
+    with pytest.raises(Transient):
+        await thread.on_event(s.diagnosis)  # its reply (a post) or the root's update
+    await run(thread, s.diagnosis)
+    [root] = fake_slack.messages(CHANNEL, roots=True)
+    assert "Diagnosis" in section_texts(root.blocks)
+    assert [r.metadata["event_payload"]["kind"] for r in fake_slack.replies(CHANNEL, root.ts) if r.metadata] == [
+        "diagnosis.ready"
+    ]

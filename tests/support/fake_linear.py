@@ -5,11 +5,13 @@ It understands the operations pagerpatch sends, by root field: `teams(filter: {k
 and answers in the shapes of tests/fixtures/apis/linear/graphql_responses.json (built from Linear's documented
 schema; no recorded response exists). Failure injection: `fail(kind)` with a GraphQL error of that fixture
 (`authentication_error`, `invalid_input`, `ratelimited`, the last with HTTP 429 and `Retry-After`),
-`server_error()`. A wrong `Authorization` key answers `authentication error`. Every request is in `calls`.
+`server_error()`, `answer_late(operation, delay_s)` (performed, answered after the client's timeout). A wrong
+`Authorization` key answers `authentication error`. Every request is in `calls`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -59,6 +61,7 @@ class FakeLinear:
         self.calls: list[GraphqlCall] = []
         self._faults: deque[tuple[int, str, dict[str, str]]] = deque()
         self._numbers = itertools.count(1)
+        self._late: dict[str, float] = {}  # operation -> delay of its next answer
         self._lock = threading.Lock()
         self._http: ThreadedServer | None = None
         self.url = ""
@@ -81,6 +84,12 @@ class FakeLinear:
             self._faults.extend([(500, "", {})] * times)
         return self
 
+    def answer_late(self, operation: str, delay_s: float) -> FakeLinear:
+        """The next `operation` ("issueCreate", ...) is performed, then answered after `delay_s`."""
+        with self._lock:
+            self._late[operation] = delay_s
+        return self
+
     def operations(self, name: str) -> list[GraphqlCall]:
         with self._lock:
             return [c for c in self.calls if c.operation == name and c.status == 200]
@@ -99,6 +108,9 @@ class FakeLinear:
             return self._answer(operation, variables, status, answer, headers)
         with self._lock:
             data = self._handle(operation, variables)
+            late = self._late.pop(operation, 0.0)
+        if late:
+            await asyncio.sleep(late)  # Linear acted; the client has given up waiting for this answer
         return self._answer(operation, variables, 200 if "data" in data else 400, data)
 
     def _answer(

@@ -7,13 +7,17 @@ response (thread replies like the coreeng/support-bot one), `chat.update` like S
 error codes are the ones Slack's error schemas list (plus `ratelimited`, the HTTP 429 answer).
 
 Failure injection per method: `fail(method, error)` (an `ok: false` answer), `rate_limit(method, retry_after)`
-(HTTP 429 with `Retry-After`), `server_error(method)` (HTTP 500). Every call is recorded in `calls`.
+(HTTP 429 with `Retry-After`), `server_error(method)` (HTTP 500), `answer_late(method, delay_s)` (performed, then
+answered after the client's timeout). `DroppingProxy` in front of it loses the answer to a performed call (the
+connection closes without one). Every call is recorded in `calls`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -78,6 +82,7 @@ class _Fault:
     status: int
     error: str
     headers: dict[str, str]
+    delay_s: float = 0.0  # > 0: the call is performed, its answer sent this late
 
 
 class FakeSlack:
@@ -115,6 +120,10 @@ class FakeSlack:
     def server_error(self, method: str, *, times: int = 1) -> FakeSlack:
         return self._inject(method, _Fault(500, "fatal_error", {}), times)
 
+    def answer_late(self, method: str, delay_s: float, *, times: int = 1) -> FakeSlack:
+        """The next `times` calls of `method` are performed (a post is in the channel), answered after `delay_s`."""
+        return self._inject(method, _Fault(200, "", {}, delay_s), times)
+
     def _inject(self, method: str, fault: _Fault, times: int) -> FakeSlack:
         with self._lock:
             self._faults.setdefault(method, deque()).extend([fault] * times)
@@ -145,6 +154,9 @@ class FakeSlack:
         with self._lock:
             queue = self._faults.get(method)
             fault = queue.popleft() if queue else None
+        late = fault.delay_s if fault is not None else 0.0
+        if late:
+            fault = None
         if fault is None and token != self.token:
             fault = _Fault(200, "not_authed" if not token else "invalid_auth", {})
         if fault is not None:
@@ -160,6 +172,8 @@ class FakeSlack:
             return self._answer(method, params, token, 200, {"ok": False, "error": "unknown_method"})
         with self._lock:
             body = handler(params)
+        if late:
+            await asyncio.sleep(late)  # Slack acted; the client has given up waiting for this answer
         return self._answer(method, params, token, 200, body)
 
     def _answer(
@@ -316,6 +330,57 @@ def _json_param(value: Any) -> Any:
         except json.JSONDecodeError:
             return None
     return value
+
+
+class DroppingProxy:
+    """A TCP proxy in front of a fake Slack that forwards every request, but for the next `times` calls of `method`
+    closes the client's connection without the answer: Slack acted, the client sees `RemoteDisconnected`."""
+
+    def __init__(self, upstream: FakeSlack, method: str, *, times: int = 1) -> None:
+        host, port = upstream.url.removeprefix("http://").split(":")
+        self.upstream, self.method, self.left = (host, int(port)), f"/api/{method} ", times
+        self.dropped = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/api/"
+
+    def __enter__(self) -> DroppingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+        self._thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:  # closed by __exit__
+                return
+            with client:
+                self._relay(client)
+
+    def _relay(self, client: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += client.recv(65536)
+        head, _, body = request.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+        while len(body) < length:
+            body += client.recv(65536)
+        with socket.create_connection(self.upstream) as up:  # urllib asks for `Connection: close`
+            up.sendall(head + b"\r\n\r\n" + body)
+            answer = b"".join(iter(lambda: up.recv(65536), b""))
+        if self.method.encode() in head.split(b"\r\n")[0] and self.left > 0:
+            self.left -= 1
+            self.dropped += 1
+            return  # closed with no answer
+        client.sendall(answer)
 
 
 @pytest.fixture

@@ -7,10 +7,17 @@ from __future__ import annotations
 from schemas.events import FixFailedPayload, FixValidatedPayload
 from services.fixgen.domain.patches import FileEdit, FixProposal, RegressionTest
 from services.fixgen.domain.policy import PatchPolicy
-from services.fixgen.memory import ScriptedFixAgent, ScriptedReverter, ScriptedTestRunner, report, sandbox_result
+from services.fixgen.memory import (
+    RecordingBreakers,
+    ScriptedFixAgent,
+    ScriptedReverter,
+    ScriptedTestRunner,
+    report,
+    sandbox_result,
+)
 from services.fixgen.modelpatch import ModelPatcher
 from services.fixgen.ports import AgentUnavailable
-from tests.support.fixgen import PASSED, REPO, SUSPECT, diagnosis, fixgen, generate, run
+from tests.support.fixgen import INCIDENT, PASSED, REPO, SUSPECT, diagnosis, fixgen, generate, run
 
 D = diagnosis().model_copy(update={"exception_type": "ZeroDivisionError"})
 NO_SUSPECT = diagnosis(suspect=None).model_copy(update={"exception_type": "ZeroDivisionError"})
@@ -56,9 +63,11 @@ async def test_an_unproven_revert_goes_to_the_model_and_a_proved_patch_wins() ->
     reverter, runner = unproven_revert()
     runner.afters = [PASSED, REPRODUCES, ONE_PASSED, PASSED]  # revert's suite; regression at base, with fix; suite
     agent = ScriptedFixAgent([FIX])
-    outcome = await generate(fixgen(reverter, runner, model=patcher(agent, reverter)), D)
+    gen = fixgen(reverter, runner, model=patcher(agent, reverter))
+    outcome = await gen.generate(D, REPO, INCIDENT, RecordingBreakers(), team="payments")
     assert isinstance(outcome, FixValidatedPayload), outcome
     assert (outcome.strategy, outcome.proof, outcome.reproduced, outcome.attempts) == ("model-patch", "proved", True, 1)
+    assert [(r.incident_id, r.team) for r in agent.requests] == [(str(INCIDENT), "payments")]  # the team's budget
     assert outcome.reproduction_note.startswith("reproduced: the regression test tests/test_total_empty.py fails")
     assert [(a.number, a.strategy, a.outcome) for a in outcome.attempt_log] == [
         (1, "revert-and-test", "unproven"), (2, "model-patch", "proved")
@@ -125,3 +134,17 @@ async def test_a_patch_that_does_not_apply_is_retried_with_gits_reason_and_the_s
     assert "patch does not apply" in agent.requests[1].prompt
     assert [tree.name for tree in reverter.workspaces] == ["fix-agent-1", "fix-agent-2"]
     assert reverter.leftover == []
+
+
+async def test_a_patch_without_a_regression_test_is_not_reproduced_null_and_the_note_says_why() -> None:
+    """No test to run is `reproduced: null` (review: "model-written fix without a reproduction"), not `false`
+    (which says a regression test was run and did not fail at the base)."""
+    reverter, runner = ScriptedReverter([]), ScriptedTestRunner(PASSED)
+    untested = FIX.model_copy(update={"regression_test": None, "no_reproduction_reason": "needs a live clock"})
+    agent = ScriptedFixAgent([untested])
+    outcome = await generate(fixgen(reverter, runner, model=patcher(agent, reverter)), NO_SUSPECT)
+    assert isinstance(outcome, FixValidatedPayload), outcome
+    assert (outcome.reproduced, outcome.proof, outcome.regression_test) == (None, "unproven", None)
+    assert outcome.reproduction_note == "NO REPRODUCTION: the fix agent wrote no regression test (needs a live clock)"
+    assert outcome.proof_detail.startswith("UNPROVEN:") and "NO REPRODUCTION" in outcome.commit_message
+    assert [command for command, _, _ in runner.runs] == [REPO.test_command] * 2  # the baseline, the suite: no test

@@ -18,6 +18,7 @@ from services.fixgen.domain.patches import (
     RegressionTest,
     apply_edits,
     build_patch,
+    changed_paths,
     file_diff,
     normalise_diff,
     unsafe_path,
@@ -98,6 +99,21 @@ def test_a_unified_diff_without_prefixes_is_normalised_and_a_non_diff_is_refused
     assert isinstance(problem, PatchProblem) and "changes no file" in problem.reason
     escape = build_patch(proposal(diff=raw.replace("shop/pricing.py", "../x.py")), {})
     assert isinstance(escape, PatchProblem) and escape.refused
+
+
+def test_what_is_committed_is_every_path_the_fix_and_its_test_change_and_nothing_else() -> None:
+    rename = (
+        "diff --git a/shop/old.py b/shop/new.py\nsimilarity index 90%\nrename from shop/old.py\nrename to shop/new.py\n"
+        "--- a/shop/old.py\n+++ b/shop/new.py\n@@ -1,1 +1,1 @@\n-x = 1\n+x = 2\n"
+        "diff --git a/shop/gone.py b/shop/gone.py\ndeleted file mode 100644\n--- a/shop/gone.py\n+++ /dev/null\n"
+        "@@ -1,1 +0,0 @@\n-y = 1\n"
+    )
+    built = build_patch(proposal(diff=rename, regression_test=TEST), {TEST.path: None})
+    assert isinstance(built, BuiltPatch), built
+    assert changed_paths(built) == ["shop/old.py", "shop/new.py", "shop/gone.py", TEST.path]
+    assert "diff --git a/shop/old.py b/shop/new.py\nrename from shop/old.py\nrename to shop/new.py\n" in built.fix_diff
+    escape = build_patch(proposal(diff=rename.replace("a/shop/old.py", "a/../old.py")), {})
+    assert isinstance(escape, PatchProblem) and escape.refused and "../old.py" in escape.reason
 
 
 def test_a_fix_that_changes_nothing_or_edits_the_regression_test_is_sent_back() -> None:

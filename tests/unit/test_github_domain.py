@@ -61,3 +61,17 @@ def test_rate_limits_and_errors_are_classified() -> None:
     invalid = classify(GithubException(422, {"message": "Validation Failed", "errors": [
         {"resource": "PullRequest", "field": "base", "code": "invalid"}]}, {}), "open")  # fmt: skip
     assert isinstance(invalid, ScmRejected) and "PullRequest base invalid" in invalid.reason
+
+
+def test_a_network_failure_mid_call_waits_and_a_bad_url_does_not() -> None:
+    import pytest
+    import requests
+
+    from pagerpatch.scm.github import translated
+
+    for cut in (requests.ConnectionError("reset"), requests.Timeout("slow"),
+                requests.exceptions.ChunkedEncodingError("answer cut off")):  # fmt: skip
+        with pytest.raises(ScmUnavailable, match="github: create pull: "), translated("create pull"):
+            raise cut
+    with pytest.raises(requests.exceptions.InvalidURL), translated("create pull"):  # a configuration error: loud
+        raise requests.exceptions.InvalidURL("no host")

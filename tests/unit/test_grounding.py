@@ -151,3 +151,31 @@ def test_python_symbols_are_read_with_ast_not_guessed() -> None:
     assert grounding.defines_symbol(source, "m.py", "A.run()")
     assert not grounding.defines_symbol(source, "m.py", "os")
     assert not grounding.defines_symbol("# def fake():\n", "m.py", "fake")  # a comment is not a definition
+
+
+def test_a_fabricated_name_is_dropped_wherever_the_text_repeats_it_with_or_without_parentheses(shop: Shop) -> None:
+    report = draft(
+        summary="apply_discount_v2 breaks checkout.",
+        root_cause="`apply_discount_v2()` divides by zero.",
+        next_steps=["Fix apply_discount_v2 and its callers."],
+    )
+    checked = check_report(report, shop.view)
+    assert {(f.where, f.token) for f in checked.failures} == {("root_cause", "apply_discount_v2()")}
+    clean = scrub(report, checked.failures)
+    assert "apply_discount_v2" not in clean.model_dump_json()
+    assert clean.summary == f"{UNVERIFIED} breaks checkout."
+    assert clean.next_steps == [f"Fix {UNVERIFIED} and its callers."]
+
+
+def test_names_the_text_calls_a_function_method_or_class_are_checked_without_parentheses(shop: Shop) -> None:
+    report = draft(
+        root_cause="The method `Cart.total_v2` and the PriceEngine class are wrong; def compute_v3 too. "
+        "The `Cart.total` method, class `Cart`, the function apply_coupon and the `formatPrice` function are "
+        "real; the class of errors is known, the function returns None, the `json.loads` function is a library's.",
+    )
+    checked = check_report(report, shop.view)
+    assert sorted(f.token for f in checked.failures) == ["Cart.total_v2", "PriceEngine", "compute_v3"]
+    assert all(f.kind == "symbol" for f in checked.failures)
+    clean = scrub(report, checked.failures).root_cause
+    assert clean.startswith(f"The method `{UNVERIFIED}` and the {UNVERIFIED} class are wrong; def {UNVERIFIED} too.")
+    assert "`Cart.total` method" in clean and "`formatPrice` function" in clean

@@ -79,7 +79,10 @@ def test_prepare_reads_the_matching_runbooks_and_the_chosen_entries_that_exist()
         return KnowledgeEntry(kind, keyword, f"about {keyword}", ["t"], [], f"{keyword}.md", "body")  # type: ignore[arg-type]
 
     catalog = [entry("runbook", "rb"), entry("knowledge", "kn"), entry("guideline", "gl"), entry("runbook", "rb2")]
-    assert render_catalog(catalog).splitlines()[0] == "- gl (guideline): about gl [tags: t]"  # guidelines first
+    catalog[0] = KnowledgeEntry("runbook", "rb", "about rb", [], ["*KeyError*", "service=shop"], "rb.md", "body")
+    rendered = render_catalog(catalog).splitlines()
+    assert rendered[0] == "- gl (guideline): about gl [tags: t]"  # guidelines first
+    assert rendered[2] == "- rb (runbook): about rb [tags: ] [alerts: *KeyError*; service=shop]"  # runbooks' patterns
     picked = chosen(catalog, KnowledgeChoice(keywords=["gl", "made-up", "rb2", "gl"]), [catalog[0]])
     assert [e.keyword for e in picked] == ["rb", "gl", "rb2"]
 

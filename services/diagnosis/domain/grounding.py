@@ -32,6 +32,14 @@ _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
 _PATH = re.compile(rf"(?<![\w/.@-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:{SOURCE_EXTENSIONS}))(?::(\d+))?(?![\w/])")
 _CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(\)")
+# A name the text itself calls a function, method or class ("the `apply_discount` function", "method Cart.total"):
+# in backticks, or looking like code (an underscore, a dot or camelCase).
+_IDENT = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+_KIND = r"(?:function|method|class|def)"
+_NAMED = (  # the kind before the name, the name before the kind: (backticked, plain)
+    re.compile(rf"\b{_KIND}\s+(?:`({_IDENT})`|({_IDENT}))(?![\w(])"),
+    re.compile(rf"(?:`({_IDENT})`|(?<![\w.`])({_IDENT}))\s+{_KIND}\b"),
+)
 _SHA = re.compile(r"(?<![\w-])(?<!0x)([0-9a-f]{7,40})(?![\w-])")
 # Names that are the language's, not the repository's: never a claim about the code.
 _BUILTIN_NAMES = frozenset(
@@ -214,13 +222,18 @@ def check_text(
             content = view.text(file) or ""
             if not 1 <= int(line) <= len(content.splitlines()):
                 out.append(Failure("line", where, token, f"{file} has {len(content.splitlines())} lines"))
-    for m in _CALL.finditer(clean):
-        verdict = _check_call(m.group(1), view, files, paths)
+    calls = {m.group(1): m.group(0) for m in _CALL.finditer(clean)}
+    for m in (m for pattern in _NAMED for m in pattern.finditer(clean)):
+        backticked, name = m.group(1) is not None, m.group(1) or m.group(2)
+        if (backticked or _code_like(name)) and name not in calls:
+            calls[name] = name
+    for name, token in calls.items():
+        verdict = _check_call(name, view, files, paths)
         if verdict is None:
             continue
         checked += 1
         if not verdict:
-            out.append(Failure("symbol", where, m.group(0), "defined nowhere in the repository"))
+            out.append(Failure("symbol", where, token, "defined nowhere in the repository"))
     for m in _SHA.finditer(clean):
         sha = m.group(1)
         if not re.search(r"[a-f]", sha) or not re.search(r"\d", sha):  # a number or a word, not a commit
@@ -229,6 +242,10 @@ def check_text(
         if view.commit(sha) is None:
             out.append(Failure("commit", where, sha, "not in the base's history"))
     return checked, out
+
+
+def _code_like(name: str) -> bool:
+    return "_" in name or "." in name or re.search(r"[a-z][A-Z]", name) is not None
 
 
 def _resolve(token: str, files: frozenset[str]) -> str | None:
@@ -291,8 +308,10 @@ def scrub(draft: ReportDraft, failures: Iterable[Failure]) -> ReportDraft:
         for f in failed
         if f.where.startswith("evidence[") and "." not in f.where
     }
-    names = {f.token for f in failed} | {f"{f.token.removesuffix('()')}()" for f in failed if f.kind == "symbol"}
-    tokens = sorted(names, key=len, reverse=True)  # a fabricated name goes wherever it is repeated
+    symbols_ = {f.token.removesuffix("()") for f in failed if f.kind == "symbol"}
+    # a fabricated name goes wherever it is repeated, with or without its call parentheses
+    names = {f.token for f in failed} | symbols_ | {f"{s}()" for s in symbols_}
+    tokens = sorted(names, key=len, reverse=True)
 
     def clean(text: str) -> str:
         for token in tokens:

@@ -194,6 +194,9 @@ class Entry(Protocol):
     def tags(self) -> list[str]: ...  # pragma: no cover
 
     @property
+    def alerts(self) -> list[str]: ...  # pragma: no cover
+
+    @property
     def body(self) -> str: ...  # pragma: no cover
 
 
@@ -248,10 +251,15 @@ class StaticFacts:
 
 
 def render_catalog(entries: Sequence[Entry]) -> str:
-    """The knowledge catalog as the model chooses from it: frontmatter only, guidelines first."""
+    """The knowledge catalog as the model chooses from it: frontmatter only (a runbook's `alerts:` patterns too),
+    guidelines first."""
     order = {"guideline": 0, "knowledge": 1, "runbook": 2}
     rows = sorted(entries, key=lambda e: order.get(e.kind, 3))
-    return "\n".join(f"- {e.keyword} ({e.kind}): {e.description} [tags: {', '.join(e.tags)}]" for e in rows)
+    return "\n".join(
+        f"- {e.keyword} ({e.kind}): {e.description} [tags: {', '.join(e.tags)}]"
+        + (f" [alerts: {'; '.join(e.alerts)}]" if e.alerts else "")
+        for e in rows
+    )
 
 
 def render_knowledge(entries: Sequence[Entry]) -> str:

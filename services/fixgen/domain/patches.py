@@ -25,6 +25,7 @@ __all__ = [
     "RegressionTest",
     "apply_edits",
     "build_patch",
+    "changed_paths",
     "file_diff",
     "normalise_diff",
     "proposal_paths",
@@ -161,7 +162,10 @@ def normalise_diff(text: str) -> tuple[PatchSet, str] | str:
             return f"the diff changes a binary file ({patched.path})"
         source, target = _strip(patched.source_file), _strip(patched.target_file)
         path = target if target != "/dev/null" else source
-        out.append(f"diff --git a/{path} b/{path}\n")
+        if "/dev/null" not in (source, target) and source != target:  # a rename (git needs to be told)
+            out.append(f"diff --git a/{source} b/{target}\nrename from {source}\nrename to {target}\n")
+        else:
+            out.append(f"diff --git a/{path} b/{path}\n")
         if patched.is_added_file:
             out.append("new file mode 100644\n")
         elif patched.is_removed_file:
@@ -176,6 +180,16 @@ def normalise_diff(text: str) -> tuple[PatchSet, str] | str:
 def _stats(diff: str) -> tuple[list[str], int, int]:
     patch = PatchSet(diff) if diff else PatchSet("")
     return [_strip(f.path) for f in patch], int(patch.added), int(patch.removed)
+
+
+def changed_paths(built: BuiltPatch) -> list[str]:
+    """Every path the fix and its regression test change, each once: both sides of a rename, a deleted file too
+    (what is committed; nothing else the worktree holds)."""
+    paths: list[str] = []
+    for diff in (built.fix_diff, built.test_diff):
+        for patched in PatchSet(diff) if diff else ():
+            paths += [_strip(name) for name in (patched.source_file, patched.target_file) if name != "/dev/null"]
+    return list(dict.fromkeys(paths))
 
 
 def build_patch(proposal: FixProposal, originals: Mapping[str, str | None]) -> BuiltPatch | PatchProblem:
@@ -201,8 +215,9 @@ def _build(proposal: FixProposal, originals: Mapping[str, str | None]) -> BuiltP
             return parsed
         patch, normalised = parsed
         for patched in patch:
-            if (why := unsafe_path(_strip(patched.path))) is not None:
-                return _UNSAFE + why
+            for name in {patched.source_file, patched.target_file} - {"/dev/null"}:  # a rename's both sides
+                if (why := unsafe_path(_strip(name))) is not None:
+                    return _UNSAFE + why
         parts.append(normalised)
     fix_diff = "".join(parts)
     files, added, removed = _stats(fix_diff)

@@ -47,3 +47,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.console.enabled }}{{ $names = append $names "console" }}{{ end -}}
 {{- sortAlpha $names | join "," -}}
 {{- end -}}
+
+
+{{/* The consumer services' /metrics as the console reads them (JSON service -> URL), through their metrics Services. */}}
+{{- define "pagerpatch.metricsUrls" -}}
+{{- $root := . -}}
+{{- $urls := dict -}}
+{{- range $name, $svc := .Values.services }}
+{{- if not $svc.port }}
+{{- $_ := set $urls $name (printf "http://%s-%s-metrics:%v/metrics" (include "pagerpatch.fullname" $root) $name $root.Values.metrics.port) -}}
+{{- end }}
+{{- end }}
+{{- toJson $urls -}}
+{{- end -}}
