@@ -55,8 +55,16 @@ def fixes(
         float, typer.Option(help="Exit 1 when the share of right suspects is below this.", min=0.0, max=1.0)
     ] = MIN_SUSPECT_ACCURACY,
     timeout: Annotated[float, typer.Option(help="Seconds each scenario may take in the pipeline.", min=1.0)] = 180.0,
+    stack: Annotated[
+        bool,
+        typer.Option(
+            "--stack",
+            help="Run the alerts through an embedded stack of their own (NATS, Postgres, every service) instead "
+            "of the stages in this process.",
+        ),
+    ] = False,
 ) -> None:
-    """Run small repositories with known bugs through an embedded pipeline; judge suspects, proofs and PRs.
+    """Run small repositories with known bugs through the pipeline's stages; judge suspects, proofs and PRs.
 
     Exit 1 below --min or --min-suspect-accuracy, or when any unproven or cosmetic change was approved as LOW
     risk; 2 on a malformed scenario file or an unknown scenario.
@@ -79,7 +87,7 @@ def fixes(
         print(text, file=progress, flush=True)
 
     try:
-        result = asyncio.run(runner.run_fixes_eval(settings, chosen, timeout_s=timeout, say=say))
+        result = asyncio.run(runner.run_fixes_eval(settings, chosen, timeout_s=timeout, say=say, stack=stack))
     except (runner.EvalError, BuildError) as exc:
         err.print(str(exc), style="red", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -1,11 +1,11 @@
-"""`pagerpatch eval fixes` end to end, on four quick scenarios and one embedded stack: a docstring-only follow-up
-must not be blamed, a test already failing at HEAD must not hide the proof, a revert nothing proves must wait
-for a person, and a node repository's TypeError is blamed on its commit and proved with `node --test`. The figures
-are read from the `--json` document. Then `--dataset`: a malformed scenario file stops the command with exit 2
-before anything runs, and a folder of one scenario whose expectation the pipeline does not meet runs on a stack of
-its own and exits 1 below `--min`, printing per scenario whether the suspect was found, the fix validated and the
-oracle passes on the PR branch.
-"""
+"""`pagerpatch eval fixes` end to end, on four quick scenarios run in-process (the default: the stages' own code
+through the replay chain, no bus): a docstring-only follow-up must not be blamed, a test already failing at HEAD must
+not hide the proof, a revert nothing proves must wait for a person, and a node repository's TypeError is blamed on
+its commit and proved with `node --test`. The figures are read from the `--json` document. Then `--dataset`: a
+malformed scenario file stops the command with exit 2 before anything runs, and a folder of one scenario whose
+expectation the pipeline does not meet exits 1 below `--min`, printing per scenario whether the suspect was found,
+the fix validated and the oracle passes on the PR branch. `--stack` still runs a scenario over an embedded stack
+of its own (NATS, Postgres, every service) with the same figures."""
 
 from __future__ import annotations
 
@@ -155,3 +155,14 @@ def test_a_dataset_below_the_min_floor_exits_1_and_prints_each_scenario_s_three_
     assert "suspect accuracy: 1.00 (1/1)" in out
     assert "FAILED: expectations met 0.00 (0/1) < 1.00 (--min)" in out  # the --min floor alone fails the run
     assert "suspect accuracy 1.00 <" not in out
+
+
+def test_with_stack_a_scenario_runs_over_an_embedded_stack_with_the_same_figures(run: Run, tmp_path: Path) -> None:
+    done = _eval_fixes(tmp_path, "--stack", "--json", "--timeout", "150", "--scenario", "docstring")
+    assert done.returncode == 0, f"{done.stderr[-3000:]}\n{_stack_log(tmp_path)}"
+    assert "== starting an embedded stack in" in done.stderr and "in this process" not in done.stderr
+    assert (tmp_path / "eval-fixes" / "stack.log").exists()
+    over_the_bus, in_process = _scenario(json.loads(done.stdout), "docstring"), _scenario(run[1], "docstring")
+    same = ("suspect", "reverted", "outcome", "state", "risk", "approved_by", "fixed_tests", "oracle", "met")
+    assert {k: over_the_bus[k] for k in same} == {k: in_process[k] for k in same}
+    assert over_the_bus["pr_branch"] and over_the_bus["pr_branch"] != in_process["pr_branch"]  # one per incident

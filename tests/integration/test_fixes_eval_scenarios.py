@@ -2,6 +2,7 @@
 traceback at HEAD, its oracle fails there and passes at the bug's parent, the commits called cosmetic change no
 behaviour (by the evaluation's own check), and the bug's revert applies -- except where it must conflict. The
 JavaScript ones also run their own `node --test` in the real sandbox, with per-test results from node's JUnit report.
+And the evaluation itself runs without the bus: the stages in this process, with no NATS or Postgres reachable.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pagerpatch.ops.fixes_eval.catalog import SCENARIOS
 from pagerpatch.ops.fixes_eval.history import BuildError, BuiltScenario, Edit, Scenario, Step, build
 from pagerpatch.ops.fixes_eval.oracle import check_fix, oracle_at
 from pagerpatch.ops.fixes_eval.outcome import cosmetic_reason
+from pagerpatch.ops.fixes_eval.runner import EVAL_DIR, run_fixes_eval
 from pagerpatch.ops.fixes_eval.spec import parse_scenario
 from pagerpatch.sandbox import BubblewrapSandbox, Environments, run_test_command
 from pagerpatch.sandbox.environment import BaseInterpreter
+from pagerpatch.settings import Settings
 from pagerpatch.traces.stacktrace import map_frames_to_repo, parse_trace
 
 pytestmark = [
@@ -255,3 +258,28 @@ async def test_node_test_runs_in_the_sandbox_with_per_test_results_failing_at_he
     assert reverted.result.passed and reverted.tests is not None and reverted.tests.failed == []
     assert set(reverted.tests.outcomes) == set(at_head.tests.outcomes)
     assert git(clone, "status", "--porcelain") == ""  # the JUnit report went outside the worktree
+
+
+# ---------------------------------------------------------------- the evaluation without the bus
+
+
+async def test_the_evaluation_runs_the_stages_in_process_with_no_bus_or_database_reachable(tmp_path: Path) -> None:
+    """Nothing listens at the configured NATS and Postgres: the chain never needs them. A proved revert becomes a
+    branch on the local-git remote the oracle judges; a conflicting revert is refused; the work folder is gone."""
+    dead = "127.0.0.1:9"  # the discard port: nothing answers
+    settings = Settings(home=tmp_path, nats_url=f"nats://{dead}", database_url=f"postgresql://u:p@{dead}/none")
+    chosen = [s for s in SCENARIOS if s.name in ("docstring", "conflict")]
+    said: list[str] = []
+    report = await run_fixes_eval(settings, chosen, timeout_s=120, say=said.append)
+    docstring, conflict = report.results
+    assert [r.met for r in report.results] == [True, True], [r.misses() for r in report.results]
+    assert docstring.outcome.state == "pr_opened" and docstring.outcome.suspect == docstring.expected_suspect
+    assert docstring.oracle.target == "pr" and docstring.oracle.fixes is True
+    home = tmp_path / EVAL_DIR
+    remote = home / "scm" / "remotes" / "eval-fixes-docstring.git"
+    assert docstring.outcome.pr_branch is not None and docstring.outcome.pr_url == (
+        f"file://{remote}?branch={docstring.outcome.pr_branch}")  # fmt: skip
+    assert git(remote, "rev-parse", f"refs/heads/{docstring.outcome.pr_branch}").strip()
+    assert (conflict.outcome.outcome, conflict.outcome.state, conflict.oracle.target) == ("refused", "failed", "none")
+    assert any("in this process" in line for line in said) and not any("stack" in line for line in said)
+    assert not (home / "stack.log").exists() and not (home / "chains").exists()
