@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -105,6 +106,11 @@ class StageRunner:
         self.finish = finish
         self.checkpoints = Checkpoints(pool, consumer.durable)
         self.stopping = asyncio.Event()
+        # Deliveries of one event in this process run one after the other: a redelivery that arrives while the
+        # first is still being handled (its ack_wait passed while the event loop was busy) waits for it, then
+        # finds the checkpoint done and only re-publishes. Two handlings at once would share per-incident state
+        # (a worktree path) and do the work twice. [lock, users]; dropped when nobody holds or waits for it.
+        self._inflight: dict[uuid.UUID, tuple[asyncio.Lock, list[int]]] = {}
 
     async def process(self, msg: NatsMessage) -> None:
         """One delivery, start to ack; the heartbeat keeps it delivered while it waits (a slot, an outage)."""
@@ -136,7 +142,20 @@ class StageRunner:
         span.set_attribute("pagerpatch.event_id", str(event.event_id))
         if event.incident_id:
             span.set_attribute("pagerpatch.incident_id", str(event.incident_id))
-        await self._handoff(event, msg, seq, deliveries)
+        async with self._one_at_a_time(event.event_id):
+            await self._handoff(event, msg, seq, deliveries)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, event_id: uuid.UUID) -> AsyncIterator[None]:
+        lock, users = self._inflight.setdefault(event_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._inflight[event_id]
 
     async def _handoff(self, event: Event[Any], msg: NatsMessage, seq: int, deliveries: int) -> None:
         checkpoint = await self._store(lambda: self.checkpoints.begin(event), f"begin {event.event_id}")

@@ -173,6 +173,45 @@ async def test_redelivered_done_event_republishes_stored_output_without_redoing_
         await stop_service(svc)
 
 
+async def test_two_deliveries_of_one_event_in_one_batch_run_one_after_the_other(nats_url, fresh_db, js, tmp_path):
+    """One fetched batch can hold two deliveries of one event (a copy published again past the duplicate window,
+    or a delivery from an expired pull request next to its redelivery): they must not run side by side (they
+    would share per-incident state, such as a worktree path); the second finds the work done."""
+    settings = make_settings(nats_url, fresh_db, tmp_path)
+    active: list[int] = [0, 0]  # now, most at once
+
+    async def handler(event: AlertReceived, ctx: StageContext[Calls]) -> Sequence[Event[Any]]:
+        ctx.deps.times.append(time.monotonic())
+        active[0] += 1
+        active[1] = max(active)
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            active[0] -= 1
+        return [event.derive(AlertSuppressed, AlertSuppressedPayload(fingerprint="fp", reason="noise"),
+                             stage="kernel-test")]  # fmt: skip
+
+    event = alert()
+    await bus.setup(js, settings.bus, consumer_defs=[TEST_CONSUMER])
+    for copy in ("first-copy", "second-copy"):  # both wait in the stream: the service fetches them together
+        await js.publish(subjects.ALERT_RECEIVED, encode(event), stream=streams.EVENTS_STREAM,
+                         headers={"Nats-Msg-Id": copy})  # fmt: skip
+    svc = await running(settings, js, handler)
+    try:
+
+        async def both_acked() -> bool:
+            info = await js.consumer_info(streams.EVENTS_STREAM, "kernel-test")
+            return info.ack_floor.stream_seq >= 2 and info.num_ack_pending == 0
+
+        await wait_for(both_acked)
+        assert len(svc.runners[0].deps.times) == 1  # the second copy found the work done
+        assert active[1] == 1
+        assert len(await stream_events(js, subjects.ALERT_SUPPRESSED)) == 1
+        assert svc.runners[0]._inflight == {}
+    finally:
+        await stop_service(svc)
+
+
 async def test_transient_failure_waits_in_place_and_does_not_burn_deliveries(nats_url, fresh_db, js, tmp_path):
     settings = make_settings(nats_url, fresh_db, tmp_path)
 
