@@ -8,9 +8,8 @@ review gave (docs/review.md). The table is written by review in the decision's t
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,11 +17,9 @@ import asyncpg
 import typer
 
 from pagerpatch.cli.app import current_settings, err, with_db
+from pagerpatch.replay import durable
 
 export_app = typer.Typer(help="Export what pagerpatch learned (preference pairs).", no_args_is_help=True)
-
-_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 _QUERY = """
 SELECT incident_id, outcome, reason, decided_by, channel, repo, strategy, diagnosis, patch, risk, decided_at
@@ -34,15 +31,10 @@ ORDER BY decided_at, id
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """`7d`, `12h`, `30m`, `2w` (ago), or an ISO date/datetime (UTC when it names no zone)."""
-    now = now or datetime.now(UTC)
-    text = value.strip()
-    if m := _RELATIVE.match(text):
-        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: give an ISO date/datetime or an age like 7d, 12h, 30m") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        return durable.parse_since(value, now or datetime.now(UTC))
+    except durable.Refused as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def line_of(row: dict[str, Any]) -> str:

@@ -49,10 +49,14 @@ class DeadLetter:
     data: str = ""  # the stored message body; read only by `redrive`, not by the listing
 
 
-def event_id_of(data: bytes) -> uuid.UUID | None:
+def event_id_of(data: bytes | str) -> uuid.UUID | None:
     """The event id of a (possibly malformed) message body, when one can be read."""
+    return _id_field(data, "event_id")
+
+
+def _id_field(data: bytes | str, key: str) -> uuid.UUID | None:
     try:
-        value = json.loads(data).get("event_id")
+        value = json.loads(data).get(key)
         return uuid.UUID(str(value)) if value else None
     except (ValueError, AttributeError, TypeError):
         return None
@@ -186,18 +190,10 @@ async def redrive(
             conn,
             actor=actor,
             action="dlq.redrive",
-            incident_id=_incident_id_of(letter.data),
+            incident_id=_id_field(letter.data, "incident_id"),
             details={"dead_letter": letter_id, "consumer": letter.consumer, "event_id": str(letter.event_id)},
         )
         headers = {"Nats-Msg-Id": f"redrive:{letter_id}", "content-type": "application/json"}
         ack = await js.publish(letter.subject, letter.data.encode(), stream=streams.EVENTS_STREAM, headers=headers)
     note = " (the stream already had it)" if ack.duplicate else ""
     return Redrive(letter_id, True, f"redriven {what}, stream seq {ack.seq}{note}")
-
-
-def _incident_id_of(data: str) -> uuid.UUID | None:
-    try:
-        value = json.loads(data).get("incident_id")
-        return uuid.UUID(str(value)) if value else None
-    except (ValueError, AttributeError, TypeError):
-        return None

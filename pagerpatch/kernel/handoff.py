@@ -38,6 +38,7 @@ T = TypeVar("T")
 D = TypeVar("D")
 Handler = Callable[[E, "StageContext[Any]"], Awaitable[Sequence[Event[Any]]]]
 
+
 class FinishHook(Protocol):
     """Stores a finished handoff's outputs (and whatever must be recorded with them) in one unit of work."""
 
@@ -55,9 +56,7 @@ async def finish_outputs(
 
 def retry_delay(deliveries: int, base_s: float, cap_s: float) -> float:
     """Delay before the next delivery of a failed message: exponential in deliveries so far, capped."""
-    if deliveries < 1:
-        deliveries = 1
-    return float(min(cap_s, base_s * (2.0 ** min(deliveries - 1, 64))))
+    return outage.backoff(deliveries, base_s, cap_s)
 
 
 @dataclass
@@ -206,9 +205,7 @@ class StageRunner:
             metrics.handoff(self.service, self.consumer.durable, "failed")
             return
 
-        stored = await self._store(
-            lambda: self.finish(self.checkpoints, event, outputs), f"finish {event.event_id}"
-        )
+        stored = await self._store(lambda: self.finish(self.checkpoints, event, outputs), f"finish {event.event_id}")
         await self._publish(stored)
         failpoints.reached(f"{self.consumer.durable}.after_publish")
         await msg.ack()

@@ -77,8 +77,9 @@ class Stopped(Exception):
 
 
 def backoff(attempt: int, base_s: float = 0.2, cap_s: float = 5.0) -> float:
-    """Wait before the next try of a call that met an outage: exponential, capped (the outage may be long)."""
-    return float(min(cap_s, base_s * (2.0 ** min(max(attempt - 1, 0), 32))))
+    """Wait before the next try (attempt 1, 2, ...): exponential from `base_s`, capped at `cap_s` (the outage may be
+    long). The one backoff of the kernel: a failed message's redelivery delay is this too."""
+    return float(min(cap_s, base_s * (2.0 ** min(max(attempt - 1, 0), 64))))
 
 
 async def through(

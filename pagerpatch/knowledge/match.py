@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from pagerpatch.knowledge.model import KnowledgeEntry
+
 AND = "&&"
 _LABEL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(=~|!=|=)(.*)$")
 
@@ -99,3 +101,9 @@ def specificity(patterns: Sequence[str], title: str, labels: Mapping[str, str]) 
     """How many conditions the best matching pattern has (0: no match)."""
     hit = matching_pattern(patterns, title, labels)
     return len(parse_pattern(hit)) if hit is not None else 0
+
+
+def matching_runbooks(entries: Sequence[KnowledgeEntry], title: str, labels: Mapping[str, str]) -> list[KnowledgeEntry]:
+    """The runbooks among `entries` whose `alerts:` patterns match the alert, the most specific match first."""
+    scored = [(specificity(e.alerts, title, labels), e) for e in entries if e.kind == "runbook"]
+    return [e for s, e in sorted(scored, key=lambda se: (-se[0], se[1].keyword)) if s > 0]

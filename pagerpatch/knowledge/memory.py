@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from pagerpatch.knowledge.match import matching_runbooks
 from pagerpatch.knowledge.model import KnowledgeEntry, catalog_order
-from pagerpatch.knowledge.store import _matching
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -25,7 +25,7 @@ class MemoryKnowledge:
         return list(self.entries)
 
     async def runbooks_for(self, title: str, labels: dict[str, str]) -> list[KnowledgeEntry]:
-        return _matching(self.entries, title, labels)
+        return matching_runbooks(self.entries, title, labels)
 
     async def get(self, keyword: str) -> KnowledgeEntry | None:
         return next((e for e in self.entries if e.keyword == keyword), None)

@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from pagerpatch.knowledge.match import specificity
+from pagerpatch.knowledge.match import matching_runbooks
 from pagerpatch.knowledge.model import KINDS, KnowledgeEntry
 from pagerpatch.knowledge.parse import load_folder
 from pagerpatch.settings import Settings, config_path
@@ -155,7 +155,7 @@ class KnowledgeBase:
             f"SELECT {_COLUMNS} FROM knowledge_entries WHERE kind = 'runbook' AND cardinality(alerts) > 0 "
             "ORDER BY keyword"
         )
-        return _matching([_entry(r) for r in rows], title, labels)
+        return matching_runbooks([_entry(r) for r in rows], title, labels)
 
     async def get(self, keyword: str) -> KnowledgeEntry | None:
         row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM knowledge_entries WHERE keyword = $1", keyword)
@@ -174,11 +174,6 @@ class KnowledgeBase:
             anyword = f"to_tsquery('{TS_CONFIG}', replace({every}::text, ' & ', ' | '))"
             rows = await self.db.fetch(sql.format(q=anyword), query, limit)
         return [_entry(r) for r in rows]
-
-
-def _matching(runbooks: list[KnowledgeEntry], title: str, labels: dict[str, str]) -> list[KnowledgeEntry]:
-    scored = [(specificity(r.alerts, title, labels), r) for r in runbooks if r.kind == "runbook"]
-    return [r for s, r in sorted(scored, key=lambda sr: (-sr[0], sr[1].keyword)) if s > 0]
 
 
 __all__ = ["KINDS", "KnowledgeBase", "SyncResult", "knowledge_dir", "sync_knowledge"]

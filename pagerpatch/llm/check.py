@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass, field
 
 from pagerpatch.llm.config import TOOLS_FILE, Governance, llm_enabled, load_governance
-from pagerpatch.settings import ConfigError, PolicySettings, Settings, _line_of, config_path, load_settings
+from pagerpatch.settings import ConfigError, PolicySettings, Settings, config_path, line_of, load_settings
 
 
 @dataclass
@@ -69,7 +69,7 @@ def check_runtime(settings: Settings, report: CheckReport) -> Governance | None:
 def _check_callables(gov: Governance, report: CheckReport) -> None:
     path = gov.config_dir / TOOLS_FILE
     for name, spec in gov.tools.items():
-        line = _line_of(path, ("tools", name, "callable")) or _line_of(path, ("tools", name)) or "?"
+        line = line_of(path, ("tools", name, "callable")) or line_of(path, ("tools", name)) or "?"
         if spec.callable is None:
             report.warnings.append(
                 f"{path}:{line}: tools.{name}: no `callable:`; it must be registered in code before the runtime starts"

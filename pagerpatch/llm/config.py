@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pagerpatch.settings import ConfigError, PolicySettings, Settings, _line_of
+from pagerpatch.settings import ConfigError, PolicySettings, Settings, line_of
 
 TOOLS_FILE = "tools.yaml"
 AGENTS_FILE = "agents.yaml"
@@ -209,7 +209,7 @@ def effective_policy(base: PolicySettings, policies: PoliciesFile | None) -> Pol
 
 
 def _where(path: Path, loc: tuple[Any, ...]) -> str:
-    line = _line_of(path, loc) if path.exists() else None
+    line = line_of(path, loc) if path.exists() else None
     return f"{path}:{line}" if line else str(path)
 
 

@@ -1,8 +1,8 @@
 """Tool registry: Python callables registered by name, bound to their tools.yaml declarations at start-up.
 
 A tool that depends on the deployment (an observability API's URL) declares it: an `available(settings) -> bool`
-hook (`@available_when(...)` on the callable, or `register(name, fn, available=...)`) keeps it from being offered
-when it is not configured, and a `settings` parameter receives the settings the registry was built with.
+hook (`@available_when(...)` on the callable) keeps it from being offered when it is not configured, and a
+`settings` parameter receives the settings the registry was built with.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pagerpatch.llm.config import TOOLS_FILE, Governance, ToolSpec
-from pagerpatch.settings import ConfigError, Settings, _line_of, get_settings
+from pagerpatch.settings import ConfigError, Settings, get_settings, line_of
 
 log = logging.getLogger(__name__)
 
@@ -77,27 +77,24 @@ class ToolRegistry:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._fns: dict[str, ToolFn] = {}
-        self._hooks: dict[str, Availability] = {}
         self._bound: dict[str, BoundTool] = {}
         self._unavailable: set[str] = set()
         self._settings = settings  # for availability hooks and `settings` parameters (default: get_settings())
 
-    def register(self, name: str, fn: ToolFn | None = None, *, available: Availability | None = None) -> Any:
+    def register(self, name: str, fn: ToolFn | None = None) -> Any:
         """Register `fn` as tool `name`; usable as a decorator: `@registry.register("read_file")`."""
 
         def add(f: ToolFn) -> ToolFn:
             if name in self._fns and self._fns[name] is not f:
                 raise ValueError(f"tool {name!r} is already registered")
             self._fns[name] = f
-            if available is not None:
-                self._hooks[name] = available
             return f
 
         return add(fn) if fn is not None else add
 
-    def _deployment(self, fn: ToolFn, name: str) -> tuple[ToolFn, bool]:
+    def _deployment(self, fn: ToolFn) -> tuple[ToolFn, bool]:
         """`fn` with the settings bound when it takes them, and whether it is available in this deployment."""
-        hook: Availability | None = self._hooks.get(name) or getattr(fn, AVAILABLE_ATTR, None)
+        hook: Availability | None = getattr(fn, AVAILABLE_ATTR, None)
         try:
             takes_settings = "settings" in inspect.signature(fn).parameters
         except (TypeError, ValueError):
@@ -122,12 +119,12 @@ class ToolRegistry:
         bound: dict[str, BoundTool] = {}
         for name, spec in governance.tools.items():
             fn = self._fns.get(name)
-            where = f"{path}:{_line_of(path, ('tools', name)) or '?'}"
+            where = f"{path}:{line_of(path, ('tools', name)) or '?'}"
             if fn is None and spec.callable:
                 try:
                     fn = _import(spec.callable)
                 except (ImportError, AttributeError) as exc:
-                    line = _line_of(path, ("tools", name, "callable")) or "?"
+                    line = line_of(path, ("tools", name, "callable")) or "?"
                     errors.append(f"{path}:{line}: tools.{name}.callable: cannot import {spec.callable!r}: {exc}")
                     continue
             if fn is None:
@@ -140,7 +137,7 @@ class ToolRegistry:
                 note = spec.deprecated if isinstance(spec.deprecated, str) else "deprecated"
                 warnings.append(f"tool {name!r} is deprecated: {note}")
                 log.warning("tool %r is deprecated: %s", name, note)
-            fn, available = self._deployment(fn, name)
+            fn, available = self._deployment(fn)
             if not available:
                 unavailable.add(name)
                 log.info("tool %r is not configured in this deployment: not offered", name)

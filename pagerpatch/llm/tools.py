@@ -122,7 +122,7 @@ class ToolExecutor:
         allowed, why = self.governance.permitted(agent, name)
         bound = self.registry.get(name)
         if allowed and bound is None:
-            allowed, why = False, f"tool {name!r} has no registered callable"
+            allowed, why = False, self.registry.why_not(name)
         if not allowed or bound is None:
             # Refused in code: never executed, audited, and the model is told why.
             log.warning("refused tool call %s by agent %s: %s", name, agent, why)

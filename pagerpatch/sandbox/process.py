@@ -90,11 +90,6 @@ def rlimits(
     return [], _set_rlimits
 
 
-def memory_limit(memory_bytes: int) -> tuple[list[str], Callable[[], None] | None]:
-    """The memory limit alone (RLIMIT_AS)."""
-    return rlimits(memory_bytes)
-
-
 def death_signal_prefix() -> list[str]:
     """Argv prefix that makes the command get SIGKILL when the process that started it dies (even by SIGKILL).
 

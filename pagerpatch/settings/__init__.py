@@ -25,7 +25,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from pagerpatch.settings.console import ConsoleSettings
-from pagerpatch.settings.files import _line_of, _YamlSource, config_path, line_of
+from pagerpatch.settings.files import _YamlSource, config_path, line_of
 from pagerpatch.settings.integrations import (
     FlatIntegrationEnv,
     GithubSettings,
@@ -83,7 +83,6 @@ __all__ = [
     "TelemetrySettings",
     "TriageSettings",
     "WeeklyWindow",
-    "_line_of",
     "config_path",
     "get_settings",
     "line_of",
@@ -202,7 +201,7 @@ def load_settings(**overrides: Any) -> Settings:
             field = ".".join(str(p) for p in loc)
             where = ""
             if path is not None:
-                line = _line_of(path, loc)
+                line = line_of(path, loc)
                 where = f"{path}:{line}: " if line else f"{path}: "
             lines.append(f"{where}{field}: {err['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc

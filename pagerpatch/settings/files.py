@@ -53,7 +53,7 @@ class _YamlSource(PydanticBaseSettingsSource):
         return dict(self.data)
 
 
-def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
+def line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
     """Best-effort line of a key path in a YAML file (for error messages)."""
     try:
         return line_in_text(path.read_text(), loc)
@@ -82,6 +82,3 @@ def line_in_text(text: str, loc: tuple[Any, ...]) -> int | None:
         else:
             return line
     return line
-
-
-line_of = _line_of

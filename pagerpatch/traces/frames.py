@@ -7,6 +7,7 @@ from typing import Literal, Protocol
 
 Language = Literal["python", "javascript", "java", "go", "ruby"]
 
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One stack frame as printed: the file as the runtime saw it, line, function, and optional context."""

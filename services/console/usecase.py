@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pagerpatch.cli.bus import event_summary
-from pagerpatch.cli.report import fix_lines, latest, risk_of, run_line, validated_fix
+from pagerpatch.cli.report import commit_line, fix_lines, latest, risk_of, run_line, validated_fix
 from pagerpatch.settings.console import ConsoleSettings
 from schemas.envelope import derived_id
 from schemas.events import ApprovalDecided, ApprovalDecidedPayload, DiagnosisReady, FixFailed, RiskAssessment
@@ -103,7 +103,7 @@ def _diagnosis(record: IncidentRecord) -> Diagnosis | None:
         where = f"{ev.file}:{ev.line}" + (f" in {ev.function}" if ev.function else "")
         by = f" (last changed by {ev.commit[:12]})" if ev.commit else ""
         evidence.append(f"{where}{by}" + (f": {ev.note}" if ev.note else ""))
-    suspect = f"{d.suspect_commit.sha[:12]} {d.suspect_commit.subject}" if d.suspect_commit else None
+    suspect = commit_line(d.suspect_commit) if d.suspect_commit else None
     return Diagnosis(suspect, d.root_cause, d.confidence, d.strategy, evidence, list(d.tried), d.report,
                      d.fallback_reason)  # fmt: skip
 

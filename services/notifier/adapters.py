@@ -32,7 +32,7 @@ class PgPullRequests:
             incident_id, pr.repo, pr.provider, pr.branch, pr.title, pr.body, PUSHING,
         )  # fmt: skip
 
-    async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> int:
+    async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> None:
         await self.pool.execute(
             """INSERT INTO pull_requests (incident_id, repo, provider, branch, head_commit, title, body, url, number)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10) ON CONFLICT (incident_id) DO UPDATE
@@ -41,8 +41,6 @@ class PgPullRequests:
             incident_id, pr.repo, pr.provider, pr.branch, pr.head_commit, pr.title, pr.body, pr.url, PUSHING,
             pr.number,
         )  # fmt: skip
-        pr_id: int = await self.pool.fetchval("SELECT id FROM pull_requests WHERE incident_id = $1", incident_id)
-        return pr_id
 
     async def incident_for(self, *, provider: str, branch: str, number: int | None) -> uuid.UUID | None:
         found: uuid.UUID | None = await self.pool.fetchval(

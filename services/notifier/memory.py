@@ -62,14 +62,13 @@ class MemoryPullRequests:
         if incident_id not in self.records:
             self.intents.setdefault(incident_id, pr)
 
-    async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> int:
+    async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionRefusedError(111, "memory store: connection refused")
         if incident_id not in self.records:
             self.intents.pop(incident_id, None)
             self.records[incident_id] = (len(self.records) + 1, pr)
-        return self.records[incident_id][0]
 
     async def incident_for(self, *, provider: str, branch: str, number: int | None) -> uuid.UUID | None:
         for incident_id, (_, pr) in self.records.items():

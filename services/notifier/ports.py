@@ -44,9 +44,8 @@ class PullRequests(Protocol):
         """Record that the incident's pull request is about to be pushed (no head commit or URL yet)."""
         ...  # pragma: no cover
 
-    async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> int:
-        """Complete the incident's record with the pushed branch (a completed record is kept as it is); returns the
-        record's id."""
+    async def record(self, incident_id: uuid.UUID, pr: PullRequest) -> None:
+        """Complete the incident's record with the pushed branch (a completed record is kept as it is)."""
         ...  # pragma: no cover
 
     async def incident_for(self, *, provider: str, branch: str, number: int | None) -> uuid.UUID | None:

@@ -112,13 +112,14 @@ class IncidentThread:
         before = await self.outbox.get(incident_id, ROOT, channel)
         if before is not None and before.state == FAILED:
             return []  # reported when it failed; nothing more is posted for this incident
-        root = await self._root(slack, incident_id, channel, state)
+        message = domain_slack.root_message(incident_id, state.facts)
+        root = await self._root(slack, incident_id, channel, message)
         if isinstance(root, Failed):
             return [await self._sent(event, "slack", "slack.failed", root.reason, channel)]
         where, ts = str(root.detail.get("channel") or channel), root.id
         problems: list[str] = []
         try:
-            await self._show(slack, incident_id, "root", where, ts, domain_slack.root_message(incident_id, state.facts))
+            await self._show(slack, incident_id, "root", where, ts, message)
         except Rejected as exc:
             problems.append(exc.reason)
         kind = event.type
@@ -133,21 +134,14 @@ class IncidentThread:
         problems += await self._approval(slack, event, state, channel, where, ts)
         if problems:
             return [await self._sent(event, "slack", "slack.failed", "; ".join(problems), f"{where}/{ts}")]
-        return [
-            await self._sent(
-                event,
-                "slack",
-                "slack.thread",
-                domain_slack.root_message(incident_id, state.facts).text,
-                f"{where}/{ts}",
-            )
-        ]
+        return [await self._sent(event, "slack", "slack.thread", message.text, f"{where}/{ts}")]
 
-    async def _root(self, slack: SlackApi, incident_id: uuid.UUID, channel: str, state: ThreadState) -> Remote | Failed:
+    async def _root(
+        self, slack: SlackApi, incident_id: uuid.UUID, channel: str, message: domain_slack.SlackMessage
+    ) -> Remote | Failed:
         shown: list[str] = []
 
         async def create() -> Remote:
-            message = domain_slack.root_message(incident_id, state.facts)
             remote = await slack.post(channel, message, metadata=domain_slack.root_metadata(incident_id))
             shown.append(message.digest())
             return remote

@@ -61,51 +61,45 @@ class Notifier:
         approved = event.payload
         fix = approved.fix
         repo = await self.repos.require(fix.repo)
-        branch = domain.branch_name(incident_id)
-        title = domain.pr_title(approved)
+        forge = self.forge if repo.github is not None else None
         message = domain.commit_message(incident_id, approved)
-        if repo.github is not None and self.forge is not None:
-            return await self._open_on_forge(event, incident_id, repo, self.forge, breakers)
-
-        async def push() -> PushedBranch:
-            # git is blocking; the commit's dates come from the event, so a retry pushes the very same commit.
-            return await asyncio.to_thread(
-                self.scm.push_fix, repo, branch=branch, base_commit=fix.base_commit, patch=fix.patch,
-                message=message, when=event.occurred_at,
-            )  # fmt: skip
-
         intent = domain.PullRequest(
-            repo=repo.name, provider=self.scm.provider, branch=branch, head_commit="", title=title,
+            repo=repo.name, provider=forge.host.provider if forge else self.scm.provider,
+            branch=domain.branch_name(incident_id), head_commit="", title=domain.pr_title(approved),
             body=domain.pr_body(incident_id, approved), url="",
         )  # fmt: skip
         # Durable before it happens: a branch never exists without its record (a crash or a store failure after
         # the push is retried: the push finds the branch already there, and the record is completed).
         await self.pull_requests.intend(incident_id, intent)
+        if forge is not None:
+            return await self._open_on_forge(event, incident_id, repo, forge, intent, message, breakers)
+
+        async def push() -> PushedBranch:
+            # git is blocking; the commit's dates come from the event, so a retry pushes the very same commit.
+            return await asyncio.to_thread(
+                self.scm.push_fix, repo, branch=intent.branch, base_commit=fix.base_commit, patch=fix.patch,
+                message=message, when=event.occurred_at,
+            )  # fmt: skip
+
         pushed = await breakers.call("scm", push)
         failpoints.reached("notifier.after_push")
-        pr = dataclasses.replace(intent, head_commit=pushed.head_commit, url=pushed.url)
-        await self.pull_requests.record(incident_id, pr)
-        payload = PrOpenedPayload(
-            repo=pr.repo, provider=pr.provider, branch=branch, head_commit=pr.head_commit, title=title, url=pr.url
-        )
-        opened = event.derive(PrOpened, payload, stage=STAGE)
-        text = domain.pr_ready_text(event.incident_id, title, branch, pushed.url, proved=fix.proof == "proved")
-        return [opened, await self._notified(opened, "pr.opened", text)]
+        return await self._opened(event, incident_id, dataclasses.replace(intent, head_commit=pushed.head_commit,
+                                                                          url=pushed.url))  # fmt: skip
 
     async def _open_on_forge(
-        self, event: FixApproved, incident_id: uuid.UUID, repo: RepoConfig, forge: ForgePullRequests, breakers: Breakers
+        self,
+        event: FixApproved,
+        incident_id: uuid.UUID,
+        repo: RepoConfig,
+        forge: ForgePullRequests,
+        intent: domain.PullRequest,
+        message: str,
+        breakers: Breakers,
     ) -> list[Event[Any]]:
         """The pull request on GitHub, once (services/notifier/forge.py); a refusal is told, not retried."""
-        approved = event.payload
-        branch, title = domain.branch_name(incident_id), domain.pr_title(approved)
-        intent = domain.PullRequest(
-            repo=repo.name, provider=forge.host.provider, branch=branch, head_commit="", title=title,
-            body=domain.pr_body(incident_id, approved), url="",
-        )  # fmt: skip
-        await self.pull_requests.intend(incident_id, intent)
         result = await forge.open(
-            incident_id=incident_id, repo=repo, approved=approved, branch=branch, title=title, body=intent.body,
-            message=domain.commit_message(incident_id, approved), when=event.occurred_at, breakers=breakers,
+            incident_id=incident_id, repo=repo, approved=event.payload, branch=intent.branch, title=intent.title,
+            body=intent.body, message=message, when=event.occurred_at, breakers=breakers,
         )  # fmt: skip
         if isinstance(result, Failed):
             await self.pull_requests.set_state(incident_id, "failed")
@@ -114,11 +108,16 @@ class Notifier:
                 await self._notified(event, "pr.failed", domain.pr_failed_text(event.incident_id, where, result.reason))
             ]
         pr = dataclasses.replace(intent, head_commit=result.head_commit, url=result.url, number=result.number)
+        return await self._opened(event, incident_id, pr)
+
+    async def _opened(self, event: FixApproved, incident_id: uuid.UUID, pr: domain.PullRequest) -> list[Event[Any]]:
+        """Record the pull request the forge or the remote now has, and announce it."""
         await self.pull_requests.record(incident_id, pr)
-        payload = PrOpenedPayload(repo=pr.repo, provider=pr.provider, branch=branch, head_commit=pr.head_commit,
-                                  title=title, url=pr.url, number=pr.number)  # fmt: skip
+        payload = PrOpenedPayload(repo=pr.repo, provider=pr.provider, branch=pr.branch, head_commit=pr.head_commit,
+                                  title=pr.title, url=pr.url, number=pr.number)  # fmt: skip
         opened = event.derive(PrOpened, payload, stage=STAGE)
-        text = domain.pr_ready_text(event.incident_id, title, branch, pr.url, proved=approved.fix.proof == "proved")
+        proved = event.payload.fix.proof == "proved"
+        text = domain.pr_ready_text(event.incident_id, pr.title, pr.branch, pr.url, proved=proved)
         return [opened, await self._notified(opened, "pr.opened", text)]
 
     async def pr_event(self, event: PrEvent) -> list[Event[Any]]:

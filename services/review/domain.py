@@ -4,11 +4,11 @@ decide an approval, and what the audit log says about each decision. Plain value
 
 from __future__ import annotations
 
-import fnmatch
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pagerpatch.git.paths import is_protected
 from schemas.events import ApprovalDecidedPayload, FixValidatedPayload, RiskAssessment, RiskLevel
 from services.review import rules
 
@@ -92,17 +92,6 @@ def facts_of(fix: FixValidatedPayload) -> FixFacts:
         reproduction_gap=rules.reproduction_gap(fix.strategy, fix.reproduced, fix.reproduction_note),
         new_calls=tuple(rules.new_calls(fix.patch)),
     )
-
-
-def is_protected(path: str, patterns: tuple[str, ...]) -> bool:
-    """A path is protected when it matches a glob (`deploy/**`, `*.sql`) or sits under a listed folder."""
-    for pattern in patterns:
-        p = pattern.rstrip("/")
-        if fnmatch.fnmatch(path, pattern) or path == p or path.startswith(p + "/"):
-            return True
-        if pattern.endswith("/**") and path.startswith(pattern[:-2]):
-            return True
-    return False
 
 
 def assess(facts: FixFacts, policy: RiskPolicy) -> RiskAssessment:

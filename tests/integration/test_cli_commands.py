@@ -4,7 +4,6 @@ that does not exist, stores the set-up keys, and reports the test baseline with 
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import textwrap
 import uuid
@@ -14,10 +13,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import Result
 
-from pagerpatch import cli
 from pagerpatch.git import repos
 from pagerpatch.incidents import record
 from pagerpatch.kernel import store
@@ -40,6 +37,7 @@ from schemas.events import (
     SuspectCommit,
     TestRun,
 )
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +59,7 @@ async def db(fresh_db: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
 
 
 async def invoke(url: str, home: Path, *args: str, columns: int = 200) -> Result:
-    env = {"DATABASE_URL": url, "NATS_URL": None, "PAGERPATCH_HOME": str(home), "COLUMNS": str(columns)}
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args), env=env)
+    return await run_cli(*args, home=home, database_url=url, env={"COLUMNS": str(columns)})
 
 
 # ---------------------------------------------------------------- incidents show / list
@@ -225,7 +222,11 @@ async def test_repos_add_refuses_a_default_branch_that_does_not_exist(
     assert "registered app" in added.output
     repo = (await registered(pool))["app"]
     assert (repo.default_branch, repo.services, repo.setup_command, repo.setup_network, repo.test_timeout_s) == (
-        "master", ["api"], "pip install -e .[test]", True, 600.0
+        "master",
+        ["api"],
+        "pip install -e .[test]",
+        True,
+        600.0,
     )
     listed = await invoke(url, tmp_path, "repos", "list")
     assert "pip install -e .[test] (network)" in listed.output
@@ -258,10 +259,9 @@ async def test_an_unsandboxed_baseline_keeps_its_environment_out_of_fixgens_cach
 ) -> None:
     url, pool = db
     path = git_repo(tmp_path / "app", "main", APP)
-    env = {"DATABASE_URL": url, "NATS_URL": None, "PAGERPATCH_HOME": str(tmp_path / "home"), "COLUMNS": "200",
-           "PAGERPATCH_SANDBOX__BACKEND": "unsandboxed", "PAGERPATCH_SANDBOX__ALLOW_UNSANDBOXED": "true"}  # fmt: skip
-    args = ["repos", "add", "app", "--path", str(path), "--check-tests"]
-    checked = await asyncio.to_thread(CliRunner().invoke, cli.app, args, env=env)
+    env = {"PAGERPATCH_SANDBOX__BACKEND": "unsandboxed", "PAGERPATCH_SANDBOX__ALLOW_UNSANDBOXED": "true"}
+    checked = await run_cli("repos", "add", "app", "--path", str(path), "--check-tests", home=tmp_path / "home",
+                            database_url=url, env=env)  # fmt: skip
     assert checked.exit_code == 0, checked.output
     assert "in unsandboxed: 1 passed, 1 failed" in checked.output
     assert not (tmp_path / "home" / "envs").exists()  # its set-up would point at a worktree that is gone

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from nats.js import JetStreamContext
-from typer.testing import CliRunner
+from typer.testing import Result
 
-from pagerpatch import cli
 from pagerpatch.incidents import finish_handoff
 from pagerpatch.kernel import bus, store
 from pagerpatch.kernel.errors import Poison
@@ -25,6 +23,7 @@ from schemas import streams, subjects
 from schemas.envelope import Event
 from schemas.events import AlertReceived, AlertReceivedPayload
 from schemas.streams import ConsumerDef
+from tests.support.cli import run_cli
 from tests.support.streams import wait_for
 
 pytestmark = pytest.mark.integration
@@ -43,8 +42,7 @@ class Flaky:
 
 
 async def invoke(nats_url: str, db: str, home: Path, *args: str) -> Result:
-    env = {"DATABASE_URL": db, "NATS_URL": nats_url, "PAGERPATCH_HOME": str(home), "COLUMNS": "200"}
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, ["dlq", *args], env=env)
+    return await run_cli("dlq", *args, home=home, database_url=db, nats_url=nats_url)
 
 
 async def running(nats_url: str, db: str, js: JetStreamContext, home: Path) -> RunningService:

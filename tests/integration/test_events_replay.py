@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 from nats.js import JetStreamContext
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from pagerpatch import cli
 from pagerpatch.kernel import bus
 from pagerpatch.settings import BusSettings
 from schemas import streams
 from schemas.codec import encode
 from schemas.envelope import Event
 from schemas.events import AlertReceived, AlertReceivedPayload, IncidentOpened, IncidentOpenedPayload, Severity
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +59,8 @@ async def drain(js: JetStreamContext, durable: str, subject: str) -> list[tuple[
 
 
 async def invoke(nats_url: str, home: Path, *args: str) -> Result:
-    env = {"NATS_URL": nats_url, "DATABASE_URL": "postgresql://unused@127.0.0.1:1/none", "PAGERPATCH_HOME": str(home)}
-    return await asyncio.to_thread(lambda: CliRunner().invoke(cli.app, ["events", "replay", *args], env=env))
+    unused = "postgresql://unused@127.0.0.1:1/none"
+    return await run_cli("events", "replay", *args, home=home, database_url=unused, nats_url=nats_url)
 
 
 async def test_a_downstream_durable_reads_the_log_again_from_a_sequence_or_a_time(

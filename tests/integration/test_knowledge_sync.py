@@ -10,15 +10,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import Result
 
-from pagerpatch import cli
 from pagerpatch.kernel import store
 from pagerpatch.knowledge import KnowledgeBase, sync_knowledge
 from pagerpatch.settings import Settings
 from pagerpatch.settings.knowledge import KnowledgeSettings
 from services.diagnosis import app as diagnosis_app
+from tests.support.cli import run_cli
 from tests.support.llm_env import llm_settings
 
 pytestmark = pytest.mark.integration
@@ -150,14 +149,8 @@ async def db_url(fresh_db: str) -> AsyncIterator[str]:
 
 
 async def invoke(url: str, home: Path, folder: Path, *args: str) -> Result:
-    env = {
-        "DATABASE_URL": url,
-        "NATS_URL": None,
-        "PAGERPATCH_HOME": str(home),
-        "PAGERPATCH_KNOWLEDGE__DIR": str(folder),
-        "COLUMNS": "200",
-    }
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, ["knowledge", *args], env=env)
+    env = {"PAGERPATCH_KNOWLEDGE__DIR": str(folder)}
+    return await run_cli("knowledge", *args, home=home, database_url=url, env=env)
 
 
 async def test_cli_sync_list_show(db_url: str, folder: Path, tmp_path: Path) -> None:
@@ -193,10 +186,5 @@ async def test_cli_sync_list_show(db_url: str, folder: Path, tmp_path: Path) -> 
 
 
 async def test_cli_without_a_database_exits_1(folder: Path, tmp_path: Path) -> None:
-    result = await asyncio.to_thread(
-        CliRunner().invoke,
-        cli.app,
-        ["knowledge", "sync"],
-        env={"DATABASE_URL": None, "PAGERPATCH_HOME": str(tmp_path), "PAGERPATCH_KNOWLEDGE__DIR": str(folder)},
-    )
+    result = await run_cli("knowledge", "sync", home=tmp_path, env={"PAGERPATCH_KNOWLEDGE__DIR": str(folder)})
     assert result.exit_code == 1 and "no pagerpatch stack is running" in result.output

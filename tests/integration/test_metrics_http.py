@@ -21,12 +21,13 @@ from pagerpatch.incidents import finish_handoff
 from pagerpatch.kernel import bus, store
 from pagerpatch.kernel.errors import Poison
 from pagerpatch.kernel.runtime import RunningService, Service, StageContext, start_service, stop_service
-from pagerpatch.settings import BusSettings, IngestSettings, Settings
+from pagerpatch.settings import BusSettings, Settings
 from pagerpatch.settings.metrics import MetricsSettings
 from schemas import streams, subjects
 from schemas.envelope import Event
 from schemas.events import AlertReceived, AlertReceivedPayload
 from schemas.streams import ConsumerDef
+from tests.integration.test_ingest_http import make_client
 from tests.support.streams import wait_for
 
 pytestmark = pytest.mark.integration
@@ -152,27 +153,7 @@ async def test_consumer_lag_gauge_follows_pending_messages_on_jetstream(nats_url
 
 
 async def test_ingest_counts_webhook_answers_by_provider_and_status(nats_url, fresh_db, tmp_path) -> None:
-    from services.ingest.adapters import HttpSns
-    from services.ingest.app import bootstrap, create_app
-
-    settings = Settings(
-        nats_url=nats_url,
-        database_url=fresh_db,
-        home=tmp_path,
-        ingest=IngestSettings(open_providers=["generic"]),
-    )
-    await store.migrate(fresh_db)
-    import nats
-
-    nc = await nats.connect(nats_url)
-    await bus.setup(nc.jetstream(), BusSettings())
-    await nc.drain()
-    app = create_app(settings)
-    broker = bus.make_broker(nats_url, name="ingest-metrics-test")
-    await broker.connect()
-    pool = await store.create_pool(fresh_db)
-    app.state.deps = bootstrap(settings, pool, broker=broker, sns=HttpSns())
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
+    client, running = await make_client(nats_url, fresh_db, tmp_path)
     try:
         before = parse((await client.get("/metrics")).text)
         ok = {"title": "KeyError in checkout", "service": "checkout"}
@@ -200,5 +181,5 @@ async def test_ingest_counts_webhook_answers_by_provider_and_status(nats_url, fr
         assert value(after, count, provider="generic") - value(before, count, provider="generic") == 3
     finally:
         await client.aclose()
-        await broker.stop()
-        await pool.close()
+        await running.broker.stop()
+        await running.pool.close()

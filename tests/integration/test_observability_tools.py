@@ -247,6 +247,7 @@ async def test_only_configured_tools_are_offered_and_an_unconfigured_one_is_refu
     assert [t["name"] for t in fake_anthropic.requests[0].body["tools"]] == ["prometheus_query"]
     assert [(c.name, c.outcome) for c in result.tool_calls] == [("prometheus_query", "ok"), ("loki_query", "refused")]
     assert [r.path for r in fake_observability.requests] == [PROMETHEUS_PATH]  # Loki never called
+    assert "tool 'loki_query' is not configured in this deployment" in result.tool_calls[1].content  # says why
     assert "max 1.5 at 2024-06-03T12:26:00Z" in result.tool_calls[0].content
     rows = await pool.fetch("SELECT action, details FROM audit_log")  # the refusal is written first
     assert sorted((r["action"], r["details"]["tool"]) for r in rows) == [

@@ -5,7 +5,7 @@ published to the live stream and no live row changes."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import uuid
 from contextlib import AsyncExitStack
@@ -16,9 +16,7 @@ import asyncpg
 import pytest
 import yaml
 from nats.js import JetStreamContext
-from typer.testing import CliRunner, Result
 
-from pagerpatch import cli
 from pagerpatch.kernel import bus
 from pagerpatch.ops.demo_repo import DemoRepo, build_demo_repo
 from pagerpatch.sandbox import BubblewrapSandbox
@@ -29,6 +27,7 @@ from services.diagnosis import app as diagnosis
 from services.fixgen import app as fixgen
 from services.review import app as review
 from services.triage import app as triage
+from tests.support.cli import run_cli
 from tests.support.stages import running_stage
 from tests.support.streams import wait_for
 
@@ -74,10 +73,6 @@ async def stream_count(js: JetStreamContext) -> int:
     return int((await js.stream_info(streams.EVENTS_STREAM)).state.messages)
 
 
-async def invoke(env: dict[str, str], *args: str) -> Result:
-    return await asyncio.to_thread(lambda: CliRunner().invoke(cli.app, list(args), env=env))
-
-
 @needs_bwrap
 async def test_replay_shows_what_a_changed_rule_and_policy_would_have_decided(
     nats_url: str, fresh_db: str, js: JetStreamContext, tmp_path: Path
@@ -99,10 +94,10 @@ async def test_replay_shows_what_a_changed_rule_and_policy_would_have_decided(
     try:
         incident = await pool.fetchval("SELECT id FROM incidents")
         before, messages = await snapshot(pool), await stream_count(js)
-        env = {"DATABASE_URL": fresh_db, "NATS_URL": nats_url, "PAGERPATCH_HOME": str(home),
-               "PAGERPATCH_CONFIG_FILE": str(config_file), "COLUMNS": "200"}  # fmt: skip
+        invoke = functools.partial(run_cli, "replay", home=home, database_url=fresh_db, nats_url=nats_url,
+                                   env={"PAGERPATCH_CONFIG_FILE": str(config_file)})  # fmt: skip
 
-        same = await invoke(env, "replay", str(incident)[:8])
+        same = await invoke(str(incident)[:8])
         assert same.exit_code == 0, same.output
         assert f"replay of incident {incident}" in same.output
         assert "review     -> fix.approved" in same.output or "review     -> approval.requested" in same.output
@@ -112,7 +107,7 @@ async def test_replay_shows_what_a_changed_rule_and_policy_would_have_decided(
         changed_config.write_text(yaml.safe_dump(live_config(repo, service_catalog={"checkout": {"tier": 3}})))
         policies = tmp_path / "policies.yaml"
         policies.write_text(yaml.safe_dump({"protected_paths": ["shopcart/**"]}))
-        result = await invoke(env, "replay", str(incident), "--config", str(changed_config), "--policies",
+        result = await invoke(str(incident), "--config", str(changed_config), "--policies",
                               str(policies), "--json")  # fmt: skip
         assert result.exit_code == 0, result.output
         doc = json.loads(result.stdout)
@@ -132,7 +127,7 @@ async def test_replay_shows_what_a_changed_rule_and_policy_would_have_decided(
         assert doc["patch"]["replayed"]["files"] == ["shopcart/pricing.py"]
         assert {"severity", "risk", "decision"} <= set(doc["changed"])
 
-        printed = await invoke(env, "replay", str(incident), "--config", str(changed_config), "--policies",
+        printed = await invoke(str(incident), "--config", str(changed_config), "--policies",
                                str(policies))  # fmt: skip
         assert printed.exit_code == 0, printed.output
         assert "~ severity     P2 -> P3" in printed.output
@@ -144,7 +139,7 @@ async def test_replay_shows_what_a_changed_rule_and_policy_would_have_decided(
         noisy = tmp_path / "noisy.yaml"
         noise = {"known_noise": [{"name": "checkout-500s", "service": "checkout"}]}
         noisy.write_text(yaml.safe_dump(live_config(repo, triage=noise)))
-        quiet = json.loads((await invoke(env, "replay", str(incident), "--config", str(noisy), "--json")).stdout)
+        quiet = json.loads((await invoke(str(incident), "--config", str(noisy), "--json")).stdout)
         assert (quiet["fields"]["class"]["recorded"], quiet["fields"]["class"]["replayed"]) == ("real", "noise")
         assert [s["ran"] for s in quiet["stages"]] == [True, False, False, False]  # the chain stops at triage
         assert quiet["fields"]["suspect"]["replayed"] is None and quiet["fields"]["risk"]["replayed"] is None
@@ -160,7 +155,6 @@ async def test_replay_of_an_unknown_incident_exits_1(nats_url: str, fresh_db: st
     from pagerpatch.kernel import store
 
     await store.migrate(fresh_db)
-    env = {"DATABASE_URL": fresh_db, "NATS_URL": nats_url, "PAGERPATCH_HOME": str(tmp_path)}
-    result = await invoke(env, "replay", str(uuid.uuid4()))
+    result = await run_cli("replay", str(uuid.uuid4()), home=tmp_path, database_url=fresh_db, nats_url=nats_url)
     assert result.exit_code == 1
     assert "no incident matches" in result.output

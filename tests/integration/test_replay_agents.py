@@ -12,30 +12,14 @@ import yaml
 
 from pagerpatch.replay import ReplayInput
 from pagerpatch.replay.config import governance_dir, with_governance
-from schemas.events import FixValidated
 from services.review.replay import replay
 from tests.support.fake_anthropic import FakeAnthropic, tool_use
 from tests.support.llm_env import llm_settings
-from tests.support.review import fix_payload
+from tests.support.review import COUPON_PATCH, validated_fix
 
 pytestmark = pytest.mark.integration
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config"
-PATCH = """\
-diff --git a/shop/pricing.py b/shop/pricing.py
---- a/shop/pricing.py
-+++ b/shop/pricing.py
-@@ -10,2 +10,2 @@
- def discount(code):
--    return COUPONS[code]
-+    return COUPONS.get(code, 0)
-"""
-
-
-def validated(incident: uuid.UUID) -> FixValidated:
-    fix = fix_payload(strategy="revert-and-test", proof="proved", patch=PATCH, files_changed=["shop/pricing.py"],
-                      lines_added=1, lines_removed=1, commit_message="Fix the coupon lookup")  # fmt: skip
-    return FixValidated.create(fix, source="fixgen", incident_id=incident)
 
 
 async def test_the_review_step_uses_the_given_agents_and_policies_and_costs_the_call(
@@ -56,7 +40,10 @@ async def test_the_review_step_uses_the_given_agents_and_policies_and_costs_the_
     fake_anthropic.script(tool_use("emit_critique", answer))
     incident = uuid.uuid4()
     (tmp_path / "review").mkdir()
-    out = await replay(ReplayInput(incident, (validated(incident),), (), tmp_path / "review"), settings)
+    fix = validated_fix(incident, strategy="revert-and-test", proof="proved", patch=COUPON_PATCH,
+                        files_changed=["shop/pricing.py"], lines_added=1, lines_removed=1,
+                        commit_message="Fix the coupon lookup")  # fmt: skip
+    out = await replay(ReplayInput(incident, (fix,), (), tmp_path / "review"), settings)
 
     assert [r.body["model"] for r in fake_anthropic.requests] == ["claude-haiku-4-5"]
     assert "REPLAYED-REVIEW-PROMPT" in fake_anthropic.requests[0].text

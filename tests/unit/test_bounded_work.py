@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ async def test_fixgen_runs_at_most_max_concurrent_sandboxes(monkeypatch: pytest.
 
 def test_sandbox_bound_defaults_to_the_cpu_count() -> None:
     runner = fixgen_adapters.SandboxTestRunner(object(), object())  # type: ignore[arg-type]
-    assert runner.max_concurrent >= 1
+    assert runner.max_concurrent == (os.cpu_count() or 1)
     assert Settings().sandbox.max_concurrent is None and Settings().diagnosis.max_concurrent is None
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import pytest
 import yaml
@@ -22,6 +23,11 @@ def _compose() -> dict[str, Any]:
     return data
 
 
+def _unwrap_optional(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[0] if get_origin(annotation) in (Union, UnionType) and len(args) == 1 else annotation
+
+
 def _setting_exists(env_name: str) -> bool:
     aliases = {"NATS_URL": "nats_url", "DATABASE_URL": "database_url", "ANTHROPIC_API_KEY": None}
     if env_name in aliases:
@@ -33,13 +39,23 @@ def _setting_exists(env_name: str) -> bool:
         path = ["console", path[0].removeprefix("console_"), *path[1:]]
     model: Any = Settings
     for part in path:  # nested keys must exist all the way down (PAGERPATCH_METRICS__PORT: metrics.port)
+        model = _unwrap_optional(model)
         fields = getattr(model, "model_fields", None)
         if fields is None:
-            return True  # a map or list value: its keys are data
+            return get_origin(model) in (dict, list)  # a map or list value: its keys are data; a scalar has none
         if part not in fields:
             return part == "config_file" and model is Settings
         model = fields[part].annotation
     return True
+
+
+@pytest.mark.parametrize(
+    ("name", "exists"),
+    [("PAGERPATCH_METRICS__PORT", True), ("PAGERPATCH_METRICS__PORT__MORE", False), ("PAGERPATCH_NO_SUCH", False),
+     ("NATS_URL", True), ("PAGERPATCH_CONSOLE_PORT", True), ("PAGERPATCH_CONSOLE_NO_SUCH", False)],
+)  # fmt: skip
+def test_the_setting_check_refuses_names_that_are_no_setting(name: str, exists: bool) -> None:
+    assert _setting_exists(name) is exists
 
 
 def test_compose_runs_every_service_as_its_module() -> None:

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pagerpatch.git.paths import is_test_path
 from pagerpatch.traces.stacktrace import Frame
 from schemas.events import FrameVars
 from services.diagnosis.domain.cosmetic import cosmetic_change
 from services.diagnosis.domain.facts import Commit
 from services.diagnosis.domain.reproduction import reproduction_for
-from services.diagnosis.domain.vetting import IGNORED, is_test_path, only_tests, parse_ignore_revs, set_aside
+from services.diagnosis.domain.vetting import IGNORED, only_tests, parse_ignore_revs, set_aside
 
 APPLY = """\
 def apply_coupon(cart, code):

@@ -23,7 +23,7 @@ from services.fixgen.domain.patches import (
     normalise_diff,
     unsafe_path,
 )
-from services.fixgen.domain.policy import PatchPolicy, is_protected, policy_refusal
+from services.fixgen.domain.policy import PatchPolicy, policy_refusal
 from services.fixgen.domain.prompt import Feedback, fix_prompt, tail
 from services.fixgen.domain.regression import (
     base_run_reproduces,
@@ -144,9 +144,12 @@ def test_policy_limits_refuse_before_anything_runs(files: list[str], added: int,
     assert refusal is None if expected is None else expected in (refusal or "")
 
 
-def test_protected_globs_match_like_reviews() -> None:
-    assert is_protected("db/schema.sql", ("*.sql",)) and is_protected("deploy", ("deploy/",))
-    assert not is_protected("src/deployer.py", ("deploy/",))
+def test_protected_globs_read_like_reviews() -> None:
+    # One reading (pagerpatch.git.paths.is_protected, tested with review's risk rules): globs, folders, not siblings.
+    policy = PatchPolicy(protected_paths=("*.sql", "deploy/"))
+    assert "protected paths (db/schema.sql)" in (policy_refusal(["db/schema.sql"], 1, 0, policy) or "")
+    assert "protected paths (deploy)" in (policy_refusal(["deploy"], 1, 0, policy) or "")
+    assert policy_refusal(["src/deployer.py"], 1, 0, policy) is None
 
 
 # ---------------------------------------------------------------- reproduce first

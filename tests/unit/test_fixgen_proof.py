@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pagerpatch.git.paths import is_test_path
 from pagerpatch.git.workspace import RevertResult
 from pagerpatch.sandbox import TestReport
 from pagerpatch.sandbox.junit import TestOutcome
@@ -198,8 +199,8 @@ def test_python_files_are_the_changed_python_files_outside_tests() -> None:
     [("tests/test_a.py", True), ("pkg/tests/helpers.py", True), ("test_x.py", True), ("a/b_test.go", True),
      ("conftest.py", True), ("web/cart.spec.ts", True), ("app/calc.py", False), ("app/testing_utils.py", False)],
 )  # fmt: skip
-def test_is_test_file(path: str, is_test: bool) -> None:
-    assert domain.is_test_file(path) is is_test
+def test_fixgen_reads_test_files_as_diagnosis_does(path: str, is_test: bool) -> None:
+    assert is_test_path(path) is is_test
 
 
 @pytest.mark.parametrize(

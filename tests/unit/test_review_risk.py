@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pagerpatch.git.paths import is_protected
 from schemas.events import (
     ApprovalDecidedPayload,
     RiskAssessment,
@@ -16,7 +17,6 @@ from services.review.domain import (
     RiskPolicy,
     assess,
     facts_of,
-    is_protected,
     must_wait,
     needs_approval,
     refusal,

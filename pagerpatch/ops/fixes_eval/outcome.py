@@ -9,9 +9,9 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from pagerpatch.git.paths import is_test_path
 from pagerpatch.incidents.state import TERMINAL
 from pagerpatch.traces.symbols import without_docstrings
 from schemas.envelope import Event
@@ -33,7 +33,6 @@ DONE_STATES = frozenset({*TERMINAL, "awaiting_approval", "pr_opened"})
 FINAL_EVENT = {"pr_opened": "pr.opened", "failed": "fix.failed", "awaiting_approval": "approval.requested",
                "rejected": "fix.rejected"}  # fmt: skip
 _DOCS = (".md", ".rst", ".txt", ".adoc")
-_TEST_DIRS = frozenset({"tests", "test", "testing", "__tests__"})
 _JS = (".js", ".cjs", ".mjs")
 # A JavaScript token stream, roughly: strings and template literals kept whole, comments and whitespace dropped
 # (whitespace between two words is kept as one space). Enough to tell a comment or formatting change from code.
@@ -139,16 +138,7 @@ def cosmetic_reason(changes: Mapping[str, tuple[str | None, str | None]]) -> str
 
 
 def _test_or_doc(path: str) -> bool:
-    parts = PurePosixPath(path).parts
-    name = parts[-1] if parts else ""
-    return (
-        path.endswith(_DOCS)
-        or bool(_TEST_DIRS.intersection(parts[:-1]))
-        or name.startswith("test_")
-        or name.endswith("_test.py")
-        or name == "conftest.py"
-        or bool(re.search(r"\.(?:test|spec)\.[cm]?js$", name))
-    )
+    return path.endswith(_DOCS) or is_test_path(path)
 
 
 def _js_tokens(text: str) -> list[str]:

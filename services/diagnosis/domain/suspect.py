@@ -74,13 +74,3 @@ def ranked_candidates(
         chosen = candidate_sha(best)
         yield next((b for b in blamed if b.blame.sha == chosen), best)
         remaining = [c for c in remaining if candidate_sha(c) != chosen]
-
-
-def choose_suspect(
-    blamed: Sequence[BlamedFrame],
-    regions: Sequence[RegionChange] = (),
-    *,
-    descends: Callable[[str, str], bool] | None = None,
-) -> Candidate | None:
-    """The first of `ranked_candidates`: the newest candidate commit, before any is set aside."""
-    return next(ranked_candidates(blamed, regions, descends=descends), None)

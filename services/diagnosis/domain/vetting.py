@@ -10,17 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
+from pagerpatch.git.paths import is_test_path
 from services.diagnosis.domain.facts import Commit
 
 IGNORE_REVS_FILE = ".git-blame-ignore-revs"  # GitHub's and git's convention for formatting-only commits
 IGNORED = f"listed in {IGNORE_REVS_FILE}"
 
 _FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-_TEST_DIRS = frozenset({"tests", "test", "__tests__", "spec", "specs"})  # src/test/java included
-_TEST_FILE = re.compile(
-    r"^(?:test_.*\.py|.*_tests?\.py|conftest\.py|.*_test\.go|.*\.(?:spec|test)\.[cm]?[jt]sx?"
-    r"|.*Tests?\.(?:java|kt|scala|cs)|.*_spec\.rb)$"
-)
 _LISTED_FILES = 3
 
 
@@ -32,12 +28,6 @@ def parse_ignore_revs(text: str | None) -> frozenset[str]:
         if _FULL_SHA.match(word):
             shas.add(word)
     return frozenset(shas)
-
-
-def is_test_path(path: str) -> bool:
-    """Whether a repository path is test code by the usual conventions (tests/, test_*.py, *_test.go, *.spec.ts...)."""
-    *folders, name = path.split("/")
-    return bool(_TEST_DIRS.intersection(folders)) or bool(_TEST_FILE.match(name))
 
 
 def only_tests(changed: Collection[str]) -> str | None:

@@ -8,7 +8,6 @@ these rules are tested on their own.
 from services.fixgen.domain.candidates import (
     candidates_of,
     change_refusal,
-    is_test_file,
     python_code_equal,
     python_files,
     removed_test_defs,
@@ -49,7 +48,6 @@ __all__ = [
     "conflict_reason",
     "fix_failed",
     "fix_validated",
-    "is_test_file",
     "judge",
     "no_sandbox_reason",
     "no_suspect_reason",

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import PurePosixPath
 
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchSet
 
+from pagerpatch.git.paths import is_test_path
 from pagerpatch.git.workspace import RevertResult
 from schemas.events import DiagnosisReadyPayload, SuspectCommit
 from services.fixgen.domain.payloads import conflict_reason
@@ -22,7 +22,6 @@ from services.fixgen.domain.payloads import conflict_reason
 __all__ = [
     "candidates_of",
     "change_refusal",
-    "is_test_file",
     "python_code_equal",
     "python_files",
     "removed_test_defs",
@@ -61,19 +60,9 @@ def revert_refusal(sha: str, result: RevertResult) -> str:
     return conflict_reason(sha, result.error)
 
 
-def is_test_file(path: str) -> bool:
-    """Test code by the usual conventions: a tests/ or test/ folder, test_*.py, *_test.py, conftest.py."""
-    parts = PurePosixPath(path).parts
-    name = parts[-1] if parts else ""
-    return (
-        any(part in ("tests", "test", "testing") for part in parts[:-1])
-        or name.startswith("test_")
-        or name == "conftest.py"
-        or re.search(r"_test\.\w+$|\.test\.\w+$|\.spec\.\w+$", name) is not None
-    )
-
-
 def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """Docstrings removed; a class or function left empty gets `pass` (what a docstring-only body is rewritten to),
+    unlike `pagerpatch.traces.symbols.without_docstrings`, which compares blame regions and keeps bodies empty."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
@@ -144,7 +133,7 @@ def _is_code_change(path: str, lines: tuple[list[str], list[str]], before: Mappi
 
 def python_files(patch: str) -> list[str]:
     """The changed Python files outside tests: whose two versions `change_refusal` compares."""
-    return [path for path in _changed_lines(patch) if path.endswith(_PYTHON) and not is_test_file(path)]
+    return [path for path in _changed_lines(patch) if path.endswith(_PYTHON) and not is_test_path(path)]
 
 
 def _listed(files: Sequence[str]) -> str:
@@ -173,7 +162,7 @@ def change_refusal(
             f"reverting {short} touches no file on the stack trace's path ({_listed(list(trace))}); "
             f"it changes {_listed(files)}"
         )
-    production = [path for path in files if not is_test_file(path)]
+    production = [path for path in files if not is_test_path(path)]
     if not production:
         return f"reverting {short} changes only tests ({_listed(files)}), which cannot fix the failure"
     if not any(_is_code_change(path, changes[path], before, after) for path in production):
@@ -189,7 +178,7 @@ def removed_test_defs(patch: str) -> list[str]:
     """`file::test_name` for each test function the patch removes from a test file (and does not add back)."""
     removed: list[str] = []
     for path, (old, new) in _changed_lines(patch).items():
-        if not is_test_file(path):
+        if not is_test_path(path):
             continue
         added = {m.group(1) for line in new if (m := _TEST_DEF.match(line))}
         removed += [f"{path}::{m.group(1)}" for line in old if (m := _TEST_DEF.match(line)) and m.group(1) not in added]

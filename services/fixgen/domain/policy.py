@@ -8,11 +8,12 @@ gate (HIGH risk), unless the policy protects their paths.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["PatchPolicy", "is_protected", "policy_refusal"]
+from pagerpatch.git.paths import is_protected
+
+__all__ = ["PatchPolicy", "policy_refusal"]
 
 _SHOWN = 5
 
@@ -24,17 +25,6 @@ class PatchPolicy:
     protected_paths: tuple[str, ...] = ()
     max_diff_lines: int = 400
     max_files: int = 10
-
-
-def is_protected(path: str, patterns: Sequence[str]) -> bool:
-    """A path is protected when it matches a glob (`deploy/**`, `*.sql`) or sits under a listed folder."""
-    for pattern in patterns:
-        folder = pattern.rstrip("/")
-        if fnmatch.fnmatch(path, pattern) or path == folder or path.startswith(folder + "/"):
-            return True
-        if pattern.endswith("/**") and path.startswith(pattern[:-2]):
-            return True
-    return False
 
 
 def policy_refusal(files: Sequence[str], added: int, removed: int, policy: PatchPolicy) -> str | None:
